@@ -1,0 +1,314 @@
+/**
+ * The client core: connects, runs the handshake and (with a user) the login,
+ * then carries messages. `send` resolves once the server confirmed the
+ * message, `request` once it replied; messages the server pushes (chat from
+ * others) arrive by async iteration. A connection that ends early rejects
+ * every unconfirmed message, so nothing is lost silently.
+ *
+ * It does not parse flags or print: client.ts and lib/cli/ do.
+ *
+ * @module
+ */
+
+import { readUint32, utf8, writeUint32 } from "./bytes.ts";
+import { type Channel, type CloseInfo, openChannel } from "./channel.ts";
+import {
+  ClosedError,
+  ConnectionError,
+  LoginRejectedError,
+  ProtocolError,
+} from "./errors.ts";
+import { FrameReader } from "./framing.ts";
+import { handshakeAsClient } from "./handshake.ts";
+import { loginAsClient } from "./login.ts";
+import {
+  CloseCode,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  HANDSHAKE_TIMEOUT_MS,
+  MESSAGE_ID_BYTES,
+  RECORD_OVERHEAD_BYTES,
+  RecordKind,
+} from "./protocol.ts";
+
+/** Options of {@link connect}. */
+export interface ConnectOptions {
+  /** Server host name or address. @default {"127.0.0.1"} */
+  host?: string;
+  /** Server port. @default {9000} */
+  port?: number;
+  /** The pre-shared key, at least 16 bytes. */
+  psk: Uint8Array;
+  /** User to log in as; without one, no login is attempted. */
+  user?: string;
+  /** The user's password. */
+  password?: string;
+  /** Deadline for connect, handshake and login, in ms. @default {10000} */
+  timeoutMs?: number;
+  /** Largest message sent or received, in bytes. @default {1048576} */
+  maxMessageBytes?: number;
+}
+
+/** Pushed messages buffered before reading pauses for the consumer. */
+const MAX_BUFFERED_PUSHES = 1024;
+
+interface Pending {
+  readonly id: number;
+  resolve(reply: Uint8Array | null): void;
+  reject(error: Error): void;
+}
+
+/**
+ * A client connection. The queue of unconfirmed messages and the buffer of
+ * pushed ones span calls, hence a class. Create one with {@link connect}.
+ */
+export class Connection implements AsyncIterable<Uint8Array> {
+  /** The logged-in user, or `null` without login. */
+  readonly user: string | null;
+  #channel: Channel;
+  #maxMessageBytes: number;
+  #nextId = 1;
+  #pending: Pending[] = [];
+  #pushes: Uint8Array[] = [];
+  #wakeConsumer: (() => void) | null = null;
+  #wakeReader: (() => void) | null = null;
+  #end: { error: Error | null; info: CloseInfo | null } | null = null;
+  #closing = false;
+  #reading: Promise<void>;
+
+  constructor(
+    channel: Channel,
+    options: { user: string | null; maxMessageBytes: number },
+  ) {
+    this.#channel = channel;
+    this.user = options.user;
+    this.#maxMessageBytes = options.maxMessageBytes;
+    this.#reading = this.#readLoop();
+  }
+
+  /** Resolves when the connection has ended, with the server's close. */
+  get closed(): Promise<CloseInfo | null> {
+    return this.#reading.then(() => this.#end?.info ?? null);
+  }
+
+  /**
+   * Sends one message.
+   *
+   * @returns Once the server confirmed it: its reply, or `null` when the
+   *   service only acknowledges.
+   * @throws {ClosedError} If the connection ends before the confirmation.
+   * @throws {RangeError} If the message exceeds `maxMessageBytes`.
+   */
+  send(message: string | Uint8Array): Promise<Uint8Array | null> {
+    const data = typeof message === "string" ? utf8(message) : message;
+    if (data.length > this.#maxMessageBytes) {
+      return Promise.reject(
+        new RangeError(
+          `Cannot send message: ${data.length} bytes exceeds ${this.#maxMessageBytes}`,
+        ),
+      );
+    }
+    if (this.#end || this.#closing) {
+      return Promise.reject(
+        this.#end?.error ?? new ClosedError("Cannot send: connection closed"),
+      );
+    }
+    const id = this.#nextId;
+    this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
+    const idBytes = new Uint8Array(MESSAGE_ID_BYTES);
+    writeUint32(idBytes, 0, id);
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ id, resolve, reject });
+      try {
+        this.#channel.send(RecordKind.message, idBytes, data);
+      } catch (error) {
+        this.#stop(asError(error), null);
+      }
+    });
+  }
+
+  /**
+   * Sends one message and returns the server's reply.
+   *
+   * @throws {ProtocolError} If the server only acknowledged it.
+   * @throws {ClosedError} If the connection ends first.
+   */
+  async request(message: string | Uint8Array): Promise<Uint8Array> {
+    const reply = await this.send(message);
+    if (reply === null) {
+      throw new ProtocolError(
+        "Server acknowledged the request without a reply",
+      );
+    }
+    return reply;
+  }
+
+  /** Messages pushed by the server, until the connection ends. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    while (true) {
+      const next = this.#pushes.shift();
+      if (next) {
+        this.#wakeReader?.();
+        yield next;
+        continue;
+      }
+      if (this.#end) {
+        if (this.#end.error && !this.#closing) throw this.#end.error;
+        return;
+      }
+      await new Promise<void>((resolve) => this.#wakeConsumer = resolve);
+    }
+  }
+
+  /**
+   * Waits for every sent message to be confirmed (or to fail), then closes
+   * with an authenticated close.
+   */
+  async close(): Promise<void> {
+    if (this.#closing) return await this.#reading;
+    await Promise.allSettled(
+      this.#pending.map((pending) =>
+        new Promise<void>((resolve) => {
+          const { resolve: ok, reject: fail } = pending;
+          pending.resolve = (reply) => (ok(reply), resolve());
+          pending.reject = (error) => (fail(error), resolve());
+        })
+      ),
+    );
+    this.#closing = true;
+    if (!this.#end) {
+      await this.#channel.close(CloseCode.normal, "client closed", {
+        signal: AbortSignal.timeout(2000),
+      });
+    }
+    await this.#reading;
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      while (true) {
+        while (this.#pushes.length >= MAX_BUFFERED_PUSHES) {
+          await new Promise<void>((resolve) => this.#wakeReader = resolve);
+        }
+        const record = await this.#channel.receive();
+        if (record === null) {
+          this.#stop(null, this.#channel.closeInfo);
+          return;
+        }
+        this.#dispatch(record.kind, record.body);
+      }
+    } catch (error) {
+      this.#stop(this.#closing ? null : asError(error), null);
+    }
+  }
+
+  #dispatch(kind: number, body: Uint8Array): void {
+    if (kind === RecordKind.push) {
+      this.#pushes.push(body);
+      this.#wakeConsumer?.();
+      return;
+    }
+    if (kind !== RecordKind.reply && kind !== RecordKind.ack) {
+      throw new ProtocolError(`Unexpected record kind ${kind}`);
+    }
+    if (body.length < MESSAGE_ID_BYTES) {
+      throw new ProtocolError("Confirmation record too short");
+    }
+    const id = readUint32(body, 0);
+    const head = this.#pending[0];
+    if (!head || head.id !== id) {
+      throw new ProtocolError(`Confirmation for unexpected message id ${id}`);
+    }
+    this.#pending.shift();
+    head.resolve(
+      kind === RecordKind.reply ? body.subarray(MESSAGE_ID_BYTES) : null,
+    );
+  }
+
+  /** Ends the connection: fails what is unconfirmed, wakes the consumer. */
+  #stop(error: Error | null, info: CloseInfo | null): void {
+    if (this.#end) return;
+    const failure = error ?? errorForClose(info);
+    const clean = info !== null &&
+      (info.code === CloseCode.normal || info.code === CloseCode.shuttingDown);
+    this.#end = { error: clean ? null : failure, info };
+    for (const pending of this.#pending.splice(0)) pending.reject(failure);
+    this.#channel.abort();
+    this.#wakeConsumer?.();
+  }
+}
+
+/** The error a close record means for whatever was still unconfirmed. */
+function errorForClose(info: CloseInfo | null): Error {
+  if (info?.code === CloseCode.loginFailed) {
+    return new LoginRejectedError(
+      "Login rejected: unknown user or wrong password",
+    );
+  }
+  if (info?.code === CloseCode.loginRequired) {
+    return new LoginRejectedError("Server requires a login: give a user name");
+  }
+  const why = info ? `: ${info.reason}` : "";
+  return new ClosedError(`Server closed the connection${why}`);
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
+ * Connects to a doorman server, proves the key, and logs in when
+ * `options.user` is set.
+ *
+ * @throws {ConnectionError} If the server cannot be reached.
+ * @throws {KeyRejectedError} If the pre-shared keys differ.
+ * @throws {LoginRejectedError} If the login is refused.
+ * @throws {TimeoutError} If the deadline passes first.
+ */
+export async function connect(options: ConnectOptions): Promise<Connection> {
+  const host = options.host ?? "127.0.0.1";
+  const port = options.port ?? 9000;
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  if (options.user !== undefined && options.password === undefined) {
+    throw new TypeError("Cannot log in: a password is required with a user");
+  }
+  const deadline = new AbortController();
+  const timer = setTimeout(
+    () => deadline.abort(),
+    options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+  );
+  let conn: Deno.TcpConn | null = null;
+  try {
+    conn = await Deno.connect({ hostname: host, port }).catch((error) => {
+      throw new ConnectionError(`Cannot connect to ${host}:${port}`, {
+        cause: error,
+      });
+    });
+    conn.setNoDelay(true);
+    const framed = { conn, reader: new FrameReader(conn) };
+    const keys = await handshakeAsClient(framed, options.psk, {
+      signal: deadline.signal,
+    });
+    const channel = openChannel(framed, keys, { role: "client" });
+    if (options.user !== undefined) {
+      await loginAsClient(
+        channel,
+        { user: options.user, password: options.password ?? "" },
+        { signal: deadline.signal },
+      );
+    }
+    channel.maxRecordBytes = maxMessageBytes + RECORD_OVERHEAD_BYTES;
+    return new Connection(channel, {
+      user: options.user ?? null,
+      maxMessageBytes,
+    });
+  } catch (error) {
+    try {
+      conn?.close();
+    } catch {
+      // Already closed.
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}

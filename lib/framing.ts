@@ -1,0 +1,182 @@
+/**
+ * Layer 1, frames: a 4-byte big-endian length, then that many bytes. Reads
+ * are exact whatever way TCP splits or merges the bytes, and a declared
+ * length above the caller's limit is rejected before anything is allocated.
+ * This layer knows nothing of what frames carry.
+ *
+ * @module
+ */
+
+import { writeUint32 } from "./bytes.ts";
+import { ClosedError, ConnectionError, FrameTooLargeError } from "./errors.ts";
+import { FRAME_HEADER_BYTES } from "./protocol.ts";
+
+/** What frames are read from: a `Deno.Conn`, or anything shaped like one. */
+export interface ByteSource {
+  read(target: Uint8Array): Promise<number | null>;
+}
+
+/** What frames are written to. */
+export interface ByteSink {
+  write(bytes: Uint8Array): Promise<number>;
+}
+
+const INITIAL_BUFFER_BYTES = 2048;
+const MAX_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * Reads frames and raw bytes from a stream through one growing buffer. The
+ * buffer starts small, so an idle connection costs little, and doubles (up to
+ * 64 KiB) whenever a read fills it, so busy connections make few reads.
+ * State (the buffered bytes) spans calls, hence a class.
+ */
+export class FrameReader {
+  #source: ByteSource;
+  #buffer = new Uint8Array(INITIAL_BUFFER_BYTES);
+  #start = 0;
+  #end = 0;
+
+  constructor(source: ByteSource) {
+    this.#source = source;
+  }
+
+  /** Bytes received but not yet consumed. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /**
+   * Reads exactly `n` raw bytes (a copy).
+   *
+   * @returns The bytes, or `null` if the stream ended before the first one.
+   * @throws {ClosedError} If the stream ends after some but not all bytes.
+   */
+  async readExact(n: number): Promise<Uint8Array | null> {
+    if (!(await this.#fill(n, "bytes"))) return null;
+    const bytes = this.#buffer.slice(this.#start, this.#start + n);
+    this.#start += n;
+    return bytes;
+  }
+
+  /**
+   * Reads one frame whose declared length is at most `maxBytes`.
+   *
+   * @param maxBytes The largest payload accepted.
+   * @returns The payload, or `null` if the stream ended cleanly between
+   *   frames. The bytes may be a view into the reader's buffer, valid until
+   *   the next read: copy them to keep them.
+   * @throws {FrameTooLargeError} If the declared length exceeds `maxBytes`.
+   * @throws {ClosedError} If the stream ends inside a frame.
+   * @throws {ConnectionError} If reading fails.
+   */
+  async readFrame(maxBytes: number): Promise<Uint8Array | null> {
+    if (!(await this.#fill(FRAME_HEADER_BYTES, "frame"))) return null;
+    const buffer = this.#buffer;
+    const start = this.#start;
+    const length = ((buffer[start] << 24) | (buffer[start + 1] << 16) |
+      (buffer[start + 2] << 8) | buffer[start + 3]) >>> 0;
+    if (length > maxBytes) {
+      throw new FrameTooLargeError(
+        `Cannot read frame: declared length ${length} exceeds ${maxBytes} bytes`,
+      );
+    }
+    this.#start += FRAME_HEADER_BYTES;
+    if (length > this.#buffer.length) return await this.#readLarge(length);
+    await this.#fill(length, "frame", true);
+    const payload = this.#buffer.subarray(this.#start, this.#start + length);
+    this.#start += length;
+    return payload;
+  }
+
+  /** A frame larger than the buffer is read straight into its own array. */
+  async #readLarge(length: number): Promise<Uint8Array> {
+    const payload = new Uint8Array(length);
+    let filled = this.#end - this.#start;
+    payload.set(this.#buffer.subarray(this.#start, this.#end));
+    this.#start = this.#end = 0;
+    while (filled < length) {
+      const n = await this.#read(payload.subarray(filled));
+      if (n === null) throw this.#endedInside("frame", filled, length);
+      filled += n;
+    }
+    return payload;
+  }
+
+  /**
+   * Ensures `n` bytes are buffered. Returns false on a clean end before any
+   * byte of this unit (unless `inside` says we are already within a frame).
+   */
+  async #fill(n: number, unit: string, inside = false): Promise<boolean> {
+    if (this.#end - this.#start >= n) return true;
+    if (this.#buffer.length - this.#start < n) this.#compact(n);
+    while (this.#end - this.#start < n) {
+      const got = this.#end - this.#start;
+      const target = this.#buffer.subarray(this.#end);
+      const read = await this.#read(target);
+      if (read === null) {
+        if (got === 0 && !inside) return false;
+        throw this.#endedInside(unit, got, n);
+      }
+      this.#end += read;
+      if (read === target.length) this.#grow();
+    }
+    return true;
+  }
+
+  #compact(needed: number): void {
+    if (needed > this.#buffer.length) {
+      const bigger = new Uint8Array(needed);
+      bigger.set(this.#buffer.subarray(this.#start, this.#end));
+      this.#buffer = bigger;
+    } else {
+      this.#buffer.copyWithin(0, this.#start, this.#end);
+    }
+    this.#end -= this.#start;
+    this.#start = 0;
+  }
+
+  #grow(): void {
+    if (this.#buffer.length >= MAX_BUFFER_BYTES) return;
+    const bigger = new Uint8Array(this.#buffer.length * 2);
+    bigger.set(this.#buffer.subarray(this.#start, this.#end));
+    this.#end -= this.#start;
+    this.#start = 0;
+    this.#buffer = bigger;
+  }
+
+  async #read(target: Uint8Array): Promise<number | null> {
+    try {
+      return await this.#source.read(target);
+    } catch (error) {
+      throw new ConnectionError("Cannot read from connection", {
+        cause: error,
+      });
+    }
+  }
+
+  #endedInside(unit: string, got: number, wanted: number): ClosedError {
+    return new ClosedError(
+      `Cannot read ${unit}: connection closed after ${got} of ${wanted} bytes`,
+    );
+  }
+}
+
+/** Writes all of `bytes`, however many calls the sink needs. */
+export async function writeAll(sink: ByteSink, bytes: Uint8Array) {
+  let offset = 0;
+  try {
+    while (offset < bytes.length) {
+      offset += await sink.write(bytes.subarray(offset));
+    }
+  } catch (error) {
+    throw new ConnectionError("Cannot write to connection", { cause: error });
+  }
+}
+
+/** A frame: 4-byte big-endian length, then `payload`. */
+export function encodeFrame(payload: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
+  writeUint32(frame, 0, payload.length);
+  frame.set(payload, FRAME_HEADER_BYTES);
+  return frame;
+}

@@ -1,0 +1,115 @@
+/**
+ * Layer 0, the wire: every constant that appears on the wire or in the key
+ * schedule, named as in `docs/PROTOCOL.md` (read that first; this file only
+ * mirrors it). No I/O, no logic.
+ *
+ * @module
+ */
+
+/** ASCII "doorman": the first seven bytes each side sends. */
+export const PROTOCOL_MAGIC: Uint8Array = new TextEncoder().encode("doorman");
+/** The protocol version this code speaks: the eighth byte of the preamble. */
+export const PROTOCOL_VERSION = 1;
+/** Preamble: magic (7 bytes) then version (1 byte). */
+export const PREAMBLE_BYTES = 8;
+
+/** A frame is a 4-byte big-endian length, then that many payload bytes. */
+export const FRAME_HEADER_BYTES = 4;
+/** Largest frame payload accepted before the peer has logged in. */
+export const MAX_PREAUTH_FRAME_BYTES = 512;
+/** Default largest application message after login. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+/** Largest value `maxMessageBytes` may be set to. */
+export const MAX_MESSAGE_BYTES_LIMIT = 16 * 1024 * 1024;
+
+/** Sizes of the handshake fields, in bytes. */
+export const NONCE_BYTES = 32;
+export const SHARE_BYTES = 32;
+export const PROOF_BYTES = 32;
+export const KEY_BYTES = 32;
+/** Minimum pre-shared key length, in bytes. */
+export const MIN_PSK_BYTES = 16;
+
+/** Handshake message kinds: the first byte of each handshake frame. */
+export const HandshakeKind = {
+  clientHello: 0x01,
+  serverHello: 0x02,
+  clientFinished: 0x03,
+  failure: 0x7f,
+} as const;
+
+/** Frame payload sizes of the handshake messages, kind byte included. */
+export const CLIENT_HELLO_BYTES = 1 + NONCE_BYTES + SHARE_BYTES;
+export const SERVER_HELLO_BYTES = 1 + NONCE_BYTES + SHARE_BYTES + PROOF_BYTES;
+export const CLIENT_FINISHED_BYTES = 1 + PROOF_BYTES;
+export const FAILURE_BYTES = 1;
+
+/** Labels of the key schedule (HKDF-Expand `info` prefixes, UTF-8). */
+export const KdfLabel = {
+  derived: "doorman v1 derived",
+  serverFinished: "doorman v1 server finished",
+  clientFinished: "doorman v1 client finished",
+  clientToServer: "doorman v1 c2s key",
+  serverToClient: "doorman v1 s2c key",
+} as const;
+
+/** Poly1305 tag appended to every record. */
+export const TAG_BYTES = 16;
+/** ChaCha20-Poly1305 nonce: 4 zero bytes then a 64-bit big-endian counter. */
+export const RECORD_NONCE_BYTES = 12;
+
+/** Record kinds: the first plaintext byte of every record. */
+export const RecordKind = {
+  /** Login step (SCRAM or legacy), body = step byte + UTF-8 text. */
+  login: 0x01,
+  /** Client to server: u32 id, then the message. */
+  message: 0x10,
+  /** Server to client: u32 id of the message answered, then the reply. */
+  reply: 0x11,
+  /** Server to client: u32 id of the message confirmed without a reply. */
+  ack: 0x12,
+  /** Server to client: an unsolicited message (chat from others). */
+  push: 0x13,
+  /** Either way: authenticated close, body = reason code + UTF-8 text. */
+  close: 0x7e,
+} as const;
+/** Bytes of the u32 message id that follows `message`, `reply` and `ack`. */
+export const MESSAGE_ID_BYTES = 4;
+/** Record bytes around a message body: kind, id and tag. */
+export const RECORD_OVERHEAD_BYTES = 1 + MESSAGE_ID_BYTES + TAG_BYTES;
+
+/** Reason codes carried by a `close` record. */
+export const CloseCode = {
+  normal: 0,
+  shuttingDown: 1,
+  loginFailed: 2,
+  loginRequired: 3,
+  idleTimeout: 4,
+  tooSlow: 5,
+  messageTooLarge: 6,
+  protocolError: 7,
+  handlerError: 8,
+} as const;
+/** One of the values of {@link CloseCode}. */
+export type CloseCodeValue = typeof CloseCode[keyof typeof CloseCode];
+
+/** Login steps: the first byte of a `login` record body. */
+export const LoginStep = {
+  /** C: SCRAM client-first-message. */
+  clientFirst: 0x01,
+  /** S: SCRAM server-first-message. */
+  serverFirst: 0x02,
+  /** C: SCRAM client-final-message. */
+  clientFinal: 0x03,
+  /** S: SCRAM server-final-message (`v=` on success, `e=` on failure). */
+  serverFinal: 0x04,
+  /** S: the user has a legacy md5 line; send the password. */
+  legacyRequest: 0x05,
+  /** C: the password, for a legacy md5 line only. */
+  legacyPassword: 0x06,
+  /** S: legacy login accepted (the line is now upgraded). */
+  legacyAccepted: 0x07,
+} as const;
+
+/** Default deadline for handshake plus login. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;

@@ -1,0 +1,482 @@
+/**
+ * The server core: accepts TCP connections and runs each one through the
+ * layers (handshake → channel → login → session → handler), under the
+ * limits that keep the server alive: connection caps, one deadline for
+ * handshake plus login, per-address and per-user penalties, an idle timeout
+ * and bounded outgoing queues. Every event goes to the logger in the
+ * options; a failure in one connection closes that connection only.
+ *
+ * It does not parse flags or print: server.ts and lib/cli/ do.
+ *
+ * @module
+ */
+
+import { utf8 } from "./bytes.ts";
+import { type Channel, openChannel } from "./channel.ts";
+import { hmacSha256 } from "./crypto.ts";
+import { describeError, KeyRejectedError, ProtocolError } from "./errors.ts";
+import { FrameReader } from "./framing.ts";
+import { handshakeAsServer } from "./handshake.ts";
+import {
+  ConnectionGate,
+  normalizeAddress,
+  parseAddressList,
+  PenaltyBox,
+} from "./limits.ts";
+import { type Logger, silentLogger } from "./log.ts";
+import {
+  loginAsServer,
+  LoginFailure,
+  LoginRequiredError,
+  type UserDirectory,
+} from "./login.ts";
+import {
+  CloseCode,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  HANDSHAKE_TIMEOUT_MS,
+  MAX_MESSAGE_BYTES_LIMIT,
+  RECORD_OVERHEAD_BYTES,
+} from "./protocol.ts";
+import { DEFAULT_SCRAM_ITERATIONS } from "./scram.ts";
+import { Session } from "./session.ts";
+
+/** Handles one authenticated session; the connection closes when it returns. */
+export type SessionHandler = (session: Session) => void | Promise<void>;
+
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  /** Address to listen on. @default {"127.0.0.1"} */
+  host?: string;
+  /** Port to listen on; 0 picks a free one. @default {9000} */
+  port?: number;
+  /** The pre-shared key, at least 16 bytes. */
+  psk: Uint8Array;
+  /** Users who may log in; `null` accepts clients after the key handshake alone. @default {null} */
+  users?: UserDirectory | null;
+  /** Where events go. @default {silentLogger} */
+  logger?: Logger;
+  /** Most connections at once. @default {10000} */
+  maxConnections?: number;
+  /** Most connections still in handshake or login (like MaxStartups). @default {128} */
+  maxStartups?: number;
+  /** Deadline for handshake plus login, in ms (like LoginGraceTime). @default {10000} */
+  loginTimeoutMs?: number;
+  /** Close sessions silent for this long, in ms; 0 never. @default {600000} */
+  idleTimeoutMs?: number;
+  /** Largest message, in bytes (at most 16 MiB). @default {1048576} */
+  maxMessageBytes?: number;
+  /** Outgoing bytes queued for one client before it is closed as too slow. @default {4194304} */
+  maxQueueBytes?: number;
+  /** First penalty after an authentication failure, in ms. @default {1000} */
+  penaltyBaseMs?: number;
+  /** Longest penalty, in ms. @default {60000} */
+  penaltyCapMs?: number;
+  /** Addresses or CIDR ranges never penalised. @default {[]} */
+  penaltyExempt?: string[];
+  /** PBKDF2 iterations of verifiers written on md5 upgrade. @default {600000} */
+  iterations?: number;
+  /** How long `shutdown()` lets messages in flight finish, in ms. @default {5000} */
+  shutdownTimeoutMs?: number;
+}
+
+/** A running server. */
+export interface Server {
+  /** The address actually bound (the real port when 0 was asked). */
+  readonly addr: Deno.NetAddr;
+  /** Connections open now. */
+  readonly connections: number;
+  /**
+   * Stops accepting, tells connected clients the server is closing, lets
+   * messages in flight finish, and resolves once every connection is closed
+   * (forcibly after `shutdownTimeoutMs`).
+   */
+  shutdown(): Promise<void>;
+  /** Resolves once the server has shut down. */
+  readonly finished: Promise<void>;
+}
+
+interface Context {
+  readonly options: Required<Omit<ServeOptions, "users" | "host" | "port">>;
+  readonly users: UserDirectory | null;
+  readonly handler: SessionHandler;
+  readonly logger: Logger;
+  readonly gate: ConnectionGate;
+  readonly addressPenalties: PenaltyBox;
+  readonly userPenalties: PenaltyBox;
+  readonly fakeSaltKey: Uint8Array;
+  readonly sessions: Set<Session>;
+  readonly starting: Set<Deno.Conn>;
+  shuttingDown: boolean;
+}
+
+/**
+ * Starts a doorman server.
+ *
+ * @throws {RangeError} If an option is out of range.
+ * @throws {Deno.errors.AddrInUse} If the port is taken.
+ */
+export function serve(options: ServeOptions, handler: SessionHandler): Server {
+  const settings = withDefaults(options);
+  const listener = Deno.listen({
+    hostname: options.host ?? "127.0.0.1",
+    port: options.port ?? 9000,
+  });
+  const exempt = parseAddressList(settings.penaltyExempt);
+  const penalty = {
+    baseMs: settings.penaltyBaseMs,
+    capMs: settings.penaltyCapMs,
+    exempt,
+  };
+  const ctx: Context = {
+    options: settings,
+    users: options.users ?? null,
+    handler,
+    logger: settings.logger,
+    gate: new ConnectionGate(settings),
+    addressPenalties: new PenaltyBox(penalty),
+    // Per-user delays stay well inside the login deadline: they slow
+    // guessing but can never lock the real user out.
+    userPenalties: new PenaltyBox({
+      ...penalty,
+      exempt: undefined,
+      capMs: Math.min(settings.penaltyCapMs, settings.loginTimeoutMs / 4),
+      refuseAfter: Number.MAX_SAFE_INTEGER,
+    }),
+    fakeSaltKey: hmacSha256(options.psk, utf8("doorman fake salt key")),
+    sessions: new Set(),
+    starting: new Set(),
+    shuttingDown: false,
+  };
+  const addr = listener.addr;
+  ctx.logger.log({
+    event: "listening",
+    address: `${addr.hostname}:${addr.port}`,
+  });
+  const tasks = new Set<Promise<void>>();
+  const sweeper = startIdleSweeper(ctx);
+  const accepting = acceptLoop(listener, ctx, tasks);
+  let finished: Promise<void> | null = null;
+  const shutdown = () => {
+    finished ??= shutdownServer(listener, ctx, { tasks, accepting, sweeper });
+    return finished;
+  };
+  let resolveFinished!: () => void;
+  const finishedSignal = new Promise<void>((r) => resolveFinished = r);
+  return {
+    addr,
+    get connections() {
+      return ctx.gate.connections;
+    },
+    shutdown: () => shutdown().then(resolveFinished),
+    finished: finishedSignal,
+  };
+}
+
+function withDefaults(options: ServeOptions): Context["options"] {
+  const settings = {
+    psk: options.psk,
+    logger: options.logger ?? silentLogger,
+    maxConnections: options.maxConnections ?? 10_000,
+    maxStartups: options.maxStartups ?? 128,
+    loginTimeoutMs: options.loginTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+    idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    maxQueueBytes: options.maxQueueBytes ?? 4 * 1024 * 1024,
+    penaltyBaseMs: options.penaltyBaseMs ?? 1000,
+    penaltyCapMs: options.penaltyCapMs ?? 60_000,
+    penaltyExempt: options.penaltyExempt ?? [],
+    iterations: options.iterations ?? DEFAULT_SCRAM_ITERATIONS,
+    shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
+  };
+  if (
+    settings.maxMessageBytes < 1 ||
+    settings.maxMessageBytes > MAX_MESSAGE_BYTES_LIMIT
+  ) {
+    throw new RangeError(
+      `Cannot serve: maxMessageBytes must be 1 to ${MAX_MESSAGE_BYTES_LIMIT}`,
+    );
+  }
+  for (
+    const name of ["maxConnections", "maxStartups", "loginTimeoutMs"] as const
+  ) {
+    if (!(settings[name] >= 1)) {
+      throw new RangeError(`Cannot serve: ${name} must be at least 1`);
+    }
+  }
+  return settings;
+}
+
+async function acceptLoop(
+  listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>,
+  ctx: Context,
+  tasks: Set<Promise<void>>,
+): Promise<void> {
+  let nextId = 0;
+  while (!ctx.shuttingDown) {
+    let conn: Deno.TcpConn;
+    try {
+      conn = await listener.accept();
+    } catch (error) {
+      if (ctx.shuttingDown || error instanceof Deno.errors.BadResource) return;
+      ctx.logger.log({ event: "error", detail: describeError(error) });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      continue;
+    }
+    const task = handleConnection(conn, ++nextId, ctx).catch((error) => {
+      ctx.logger.log({
+        event: "error",
+        conn: nextId,
+        detail: describeError(error),
+      });
+    });
+    tasks.add(task);
+    task.finally(() => tasks.delete(task));
+  }
+}
+
+/** One connection's life, top to bottom, as the protocol reads. */
+async function handleConnection(
+  conn: Deno.TcpConn,
+  id: number,
+  ctx: Context,
+): Promise<void> {
+  const peer = `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`;
+  const address = normalizeAddress(conn.remoteAddr.hostname);
+  if (!admit(conn, { id, peer, address }, ctx)) return;
+  ctx.logger.log({ event: "accepted", conn: id, peer });
+  conn.setNoDelay(true);
+  ctx.starting.add(conn);
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), ctx.options.loginTimeoutMs);
+  const framed = { conn, reader: new FrameReader(conn) };
+  let channel: Channel | null = null;
+  let established = false;
+  try {
+    const keys = await handshakeAsServer(framed, ctx.options.psk, {
+      signal: deadline.signal,
+    });
+    ctx.logger.log({ event: "authenticated", conn: id, peer });
+    channel = openChannel(framed, keys, { role: "server" });
+    const user = ctx.users
+      ? await loginAsServer(channel, ctx.users, {
+        signal: deadline.signal,
+        fakeSaltKey: ctx.fakeSaltKey,
+        iterations: ctx.options.iterations,
+        delayFor: (name) => ctx.userPenalties.delayFor(`user:${name}`),
+      })
+      : null;
+    clearTimeout(timer);
+    if (user !== null) {
+      ctx.logger.log({ event: "login_succeeded", conn: id, peer, user });
+    }
+    channel.maxRecordBytes = ctx.options.maxMessageBytes +
+      RECORD_OVERHEAD_BYTES;
+    ctx.starting.delete(conn);
+    ctx.gate.established();
+    established = true;
+    await runSession(channel, { id, peer, user, conn }, ctx);
+  } catch (error) {
+    await rejectConnection(error, { id, peer, address, channel, conn }, ctx);
+  } finally {
+    clearTimeout(timer);
+    ctx.starting.delete(conn);
+    ctx.gate.release({ established });
+  }
+}
+
+function admit(
+  conn: Deno.TcpConn,
+  who: { id: number; peer: string; address: string },
+  ctx: Context,
+): boolean {
+  const verdict = ctx.addressPenalties.verdict(who.address);
+  let reason = "";
+  if (ctx.shuttingDown) reason = "shutting down";
+  else if (verdict.action === "refuse") {
+    reason = `penalty: ${Math.ceil(verdict.ms / 1000)} s left`;
+  } else if (!ctx.gate.tryAdmit()) {
+    reason = ctx.gate.connections >= ctx.options.maxConnections
+      ? `max connections (${ctx.options.maxConnections})`
+      : `max startups (${ctx.options.maxStartups})`;
+    ctx.logger.log({ event: "limit", conn: who.id, peer: who.peer, reason });
+  }
+  if (!reason) return true;
+  ctx.logger.log({ event: "refused", conn: who.id, peer: who.peer, reason });
+  closeQuietly(conn);
+  return false;
+}
+
+async function runSession(
+  channel: Channel,
+  who: { id: number; peer: string; user: string | null; conn: Deno.TcpConn },
+  ctx: Context,
+): Promise<void> {
+  const session = new Session(channel, {
+    id: who.id,
+    user: who.user,
+    remoteAddr: who.conn.remoteAddr,
+    maxQueueBytes: ctx.options.maxQueueBytes,
+    maxMessageBytes: ctx.options.maxMessageBytes,
+  });
+  ctx.sessions.add(session);
+  if (ctx.shuttingDown) {
+    session.close("server shutting down", CloseCode.shuttingDown);
+  }
+  try {
+    await ctx.handler(session);
+  } catch (error) {
+    ctx.logger.log({
+      event: "error",
+      conn: who.id,
+      peer: who.peer,
+      detail: `handler failed: ${describeError(error)}`,
+    });
+    session.close("handler error", CloseCode.handlerError);
+  }
+  await session.settle();
+  ctx.sessions.delete(session);
+  const end = session.end;
+  ctx.logger.log({
+    event: "closed",
+    conn: who.id,
+    peer: who.peer,
+    user: who.user ?? undefined,
+    reason: end?.error
+      ? `${end.reason}: ${describeError(end.error)}`
+      : end?.reason,
+  });
+}
+
+/** Logs why a connection failed before its session, penalises, closes. */
+async function rejectConnection(
+  error: unknown,
+  who: {
+    id: number;
+    peer: string;
+    address: string;
+    channel: Channel | null;
+    conn: Deno.TcpConn;
+  },
+  ctx: Context,
+): Promise<void> {
+  const { id, peer, channel } = who;
+  const reason = describeError(error);
+  if (error instanceof LoginFailure) {
+    ctx.logger.log({
+      event: "login_failed",
+      conn: id,
+      peer,
+      user: error.user,
+      reason,
+    });
+    const byAddress = penalise(who, ctx);
+    const byUser = ctx.userPenalties.recordFailure(`user:${error.user}`);
+    const delayMs = Math.max(byAddress, "ms" in byUser ? byUser.ms : 0);
+    await sleepUnlessShutdown(Math.min(delayMs, ctx.options.penaltyCapMs), ctx);
+    await channel?.close(CloseCode.loginFailed, "login failed", {
+      signal: AbortSignal.timeout(1000),
+    });
+  } else if (error instanceof LoginRequiredError) {
+    ctx.logger.log({ event: "login_failed", conn: id, peer, reason });
+    await channel?.close(CloseCode.loginRequired, "login required");
+  } else {
+    ctx.logger.log({ event: "handshake_failed", conn: id, peer, reason });
+    if (error instanceof KeyRejectedError) penalise(who, ctx);
+    if (channel && error instanceof ProtocolError) {
+      await channel.close(CloseCode.protocolError, "protocol error", {
+        signal: AbortSignal.timeout(1000),
+      });
+    }
+  }
+  channel?.abort();
+  closeQuietly(who.conn);
+}
+
+function penalise(
+  who: { id: number; peer: string; address: string },
+  ctx: Context,
+): number {
+  const verdict = ctx.addressPenalties.recordFailure(who.address);
+  if (verdict.action === "allow") return 0;
+  ctx.logger.log({
+    event: "penalty",
+    conn: who.id,
+    peer: who.peer,
+    address: who.address,
+    ms: verdict.ms,
+    reason: verdict.action === "refuse" ? "refusing address" : "delaying",
+  });
+  return verdict.action === "delay" ? verdict.ms : 0;
+}
+
+function startIdleSweeper(
+  ctx: Context,
+): ReturnType<typeof setInterval> | null {
+  const idle = ctx.options.idleTimeoutMs;
+  if (idle <= 0) return null;
+  const every = Math.max(10, Math.min(5000, Math.floor(idle / 4)));
+  return setInterval(() => {
+    const cutoff = Date.now() - idle;
+    for (const session of ctx.sessions) {
+      if (session.lastActivity < cutoff) {
+        session.close("idle timeout", CloseCode.idleTimeout);
+      }
+    }
+  }, every);
+}
+
+async function shutdownServer(
+  listener: Deno.Listener,
+  ctx: Context,
+  running: {
+    tasks: Set<Promise<void>>;
+    accepting: Promise<void>;
+    sweeper: ReturnType<typeof setInterval> | null;
+  },
+): Promise<void> {
+  ctx.shuttingDown = true;
+  ctx.logger.log({ event: "shutdown", count: ctx.gate.connections });
+  closeQuietly(listener);
+  await running.accepting;
+  for (const conn of ctx.starting) closeQuietly(conn);
+  for (const session of ctx.sessions) {
+    session.close("server shutting down", CloseCode.shuttingDown);
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ctx.options.shutdownTimeoutMs);
+  });
+  const outcome = await Promise.race([
+    Promise.all(running.tasks).then(() => "done" as const),
+    timeout,
+  ]);
+  if (outcome === "timeout") {
+    for (const session of ctx.sessions) {
+      session.terminate("server shutting down", CloseCode.shuttingDown);
+    }
+    for (const conn of ctx.starting) closeQuietly(conn);
+    await Promise.race([
+      Promise.all(running.tasks),
+      new Promise((resolve) => setTimeout(resolve, 1000)),
+    ]);
+  }
+  clearTimeout(timer);
+  if (running.sweeper !== null) clearInterval(running.sweeper);
+}
+
+async function sleepUnlessShutdown(ms: number, ctx: Context): Promise<void> {
+  const until = Date.now() + ms;
+  while (!ctx.shuttingDown && Date.now() < until) {
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.min(100, until - Date.now()))
+    );
+  }
+}
+
+function closeQuietly(closable: { close(): void }): void {
+  try {
+    closable.close();
+  } catch {
+    // Already closed.
+  }
+}

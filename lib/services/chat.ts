@@ -1,0 +1,41 @@
+/**
+ * Layer 6, the `chat` service: every message from a user reaches every
+ * other connected user as `NAME: text`; joins and leaves are announced.
+ * Each message is acknowledged (no reply) once it has been handed to every
+ * other member's outgoing queue. A member too slow to drain its queue is
+ * closed by its session (bounded queue), so one stuck reader never grows
+ * the server's memory nor slows the others. Built on the public Session API.
+ *
+ * @module
+ */
+
+import type { Session } from "../session.ts";
+import type { SessionHandler } from "../serve.ts";
+
+/**
+ * Creates one chat room; every session handed to the returned handler
+ * joins it.
+ *
+ * @returns The handler to give to `serve()`.
+ */
+export function createChatService(): SessionHandler {
+  const members = new Set<Session>();
+  const broadcast = (from: Session, line: string) => {
+    for (const member of members) {
+      if (member !== from) member.send(line);
+    }
+  };
+  return async function chatService(session: Session): Promise<void> {
+    const name = session.user ?? `guest-${session.id}`;
+    broadcast(session, `* ${name} joined`);
+    members.add(session);
+    try {
+      for await (const message of session) {
+        broadcast(session, `${name}: ${message.text()}`);
+      }
+    } finally {
+      members.delete(session);
+      broadcast(session, `* ${name} left`);
+    }
+  };
+}

@@ -1,0 +1,17 @@
+/**
+ * Layer 6, the `echo` service: replies to every message with the message
+ * itself. Built on the public Session API only.
+ *
+ * @module
+ */
+
+import type { Session } from "../session.ts";
+
+/**
+ * Replies to each message with its own bytes.
+ *
+ * @param session One authenticated client.
+ */
+export async function echoService(session: Session): Promise<void> {
+  for await (const message of session) message.reply(message.data);
+}

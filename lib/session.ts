@@ -1,0 +1,287 @@
+/**
+ * Layer 5, messages on the server: one logged-in client as the handler sees
+ * it. Incoming `message` records become {@link IncomingMessage}s; each one is
+ * confirmed in order, by its `reply` or, once the handler moves on without
+ * replying, by an `ack`. `send` pushes a message to the client through a
+ * bounded queue: a client that falls too far behind is closed with a reason
+ * instead of growing the server's memory. It does not log or count: the
+ * server core does.
+ *
+ * @module
+ */
+
+import { readUint32, utf8, writeUint32 } from "./bytes.ts";
+import type { Channel } from "./channel.ts";
+import { FrameTooLargeError, ProtocolError } from "./errors.ts";
+import {
+  CloseCode,
+  type CloseCodeValue,
+  MESSAGE_ID_BYTES,
+  RecordKind,
+} from "./protocol.ts";
+
+/** One message from the client, handed to the handler. */
+export interface IncomingMessage {
+  /** The message id, increasing from 1. */
+  readonly id: number;
+  /** The message bytes. */
+  readonly data: Uint8Array;
+  /** The message as UTF-8 text (replacement characters for bad bytes). */
+  text(): string;
+  /**
+   * Answers this message; the answer also confirms it. At most once, and
+   * only while it is the current message.
+   */
+  reply(answer: string | Uint8Array): void;
+}
+
+/** How a session ended. */
+export interface SessionEnd {
+  readonly code: CloseCodeValue;
+  readonly reason: string;
+  /** Set when the connection failed rather than closed. */
+  readonly error?: Error;
+}
+
+/** Options of a {@link Session}. */
+export interface SessionOptions {
+  /** Connection id, for logs. */
+  id: number;
+  /** The logged-in user, or `null` on a server without users. */
+  user: string | null;
+  /** The client's address. */
+  remoteAddr: Deno.NetAddr;
+  /** Queued outgoing bytes past which the client is closed as too slow. */
+  maxQueueBytes: number;
+  /** Largest message accepted, for the close reason. */
+  maxMessageBytes: number;
+}
+
+/** Outgoing bytes past which reading waits for the client to catch up. */
+const READ_PAUSE_BYTES = 256 * 1024;
+const decoder = new TextDecoder();
+
+/**
+ * One authenticated client. Its queue and the message being handled span
+ * calls, hence a class.
+ */
+export class Session implements AsyncIterable<IncomingMessage> {
+  /** Connection id, unique within the server. */
+  readonly id: number;
+  /** The logged-in user name, or `null` on a server without users. */
+  readonly user: string | null;
+  /** The client's address. */
+  readonly remoteAddr: Deno.NetAddr;
+  #channel: Channel;
+  #options: SessionOptions;
+  #current: { id: number; confirmed: boolean } | null = null;
+  #nextId = 1;
+  #end: SessionEnd | null = null;
+  #closing: { code: CloseCodeValue; reason: string } | null = null;
+  #receiving = false;
+  #lastActivity = Date.now();
+  #closed: Promise<void>;
+  #resolveClosed!: () => void;
+
+  constructor(channel: Channel, options: SessionOptions) {
+    this.#channel = channel;
+    this.#options = options;
+    this.id = options.id;
+    this.user = options.user;
+    this.remoteAddr = options.remoteAddr;
+    this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
+  }
+
+  /** Milliseconds since the epoch of the last message from the client. */
+  get lastActivity(): number {
+    return this.#lastActivity;
+  }
+
+  /** How the session ended, once it has. */
+  get end(): SessionEnd | null {
+    return this.#end;
+  }
+
+  /** Resolves once the connection is closed. */
+  get closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  /**
+   * Pushes a message to the client (a chat line, a notice).
+   *
+   * @returns `false` if the session is closed, or was just closed because the
+   *   client fell too far behind.
+   */
+  send(message: string | Uint8Array): boolean {
+    if (this.#end || this.#closing) return false;
+    const data = typeof message === "string" ? utf8(message) : message;
+    return this.#enqueue(RecordKind.push, data);
+  }
+
+  /**
+   * Ends the session: the message being handled may still be answered, then
+   * a close record with `reason` is sent and the connection closed.
+   */
+  close(
+    reason = "closed by server",
+    code: CloseCodeValue = CloseCode.normal,
+  ): Promise<void> {
+    if (!this.#end && !this.#closing) {
+      this.#closing = { code, reason };
+      // Not inside a message: nothing to wait for.
+      if (this.#receiving || !this.#current) this.#finish(code, reason);
+    }
+    return this.#closed;
+  }
+
+  /** Ends the session now, without waiting for the message in hand. */
+  terminate(reason: string, code: CloseCodeValue = CloseCode.normal): void {
+    this.#finish(code, reason);
+  }
+
+  /**
+   * Called by the server once the handler has returned: confirms the
+   * message in hand and closes (normally, or with the pending close reason).
+   */
+  settle(): Promise<void> {
+    this.#confirmCurrent();
+    const closing = this.#closing ?? {
+      code: CloseCode.normal,
+      reason: "session ended by server",
+    };
+    this.#finish(closing.code, closing.reason);
+    return this.#closed;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<IncomingMessage> {
+    while (true) {
+      this.#confirmCurrent();
+      if (this.#closing) {
+        this.#finish(this.#closing.code, this.#closing.reason);
+      }
+      if (this.#end) return;
+      if (this.#channel.queuedBytes > READ_PAUSE_BYTES) {
+        await this.#channel.flushed().catch(() => {});
+        if (this.#end) return;
+      }
+      const message = await this.#receive();
+      if (!message) return;
+      yield message;
+    }
+  }
+
+  async #receive(): Promise<IncomingMessage | null> {
+    this.#receiving = true;
+    try {
+      const record = await this.#channel.receive();
+      this.#lastActivity = Date.now();
+      if (record === null) {
+        const info = this.#channel.closeInfo;
+        this.#finish(CloseCode.normal, info?.reason || "client closed");
+        return null;
+      }
+      if (record.kind !== RecordKind.message) {
+        throw new ProtocolError(`Unexpected record kind ${record.kind}`);
+      }
+      return this.#accept(record.body);
+    } catch (error) {
+      if (!this.#end) this.#fail(error);
+      return null;
+    } finally {
+      this.#receiving = false;
+    }
+  }
+
+  #accept(body: Uint8Array): IncomingMessage {
+    if (body.length < MESSAGE_ID_BYTES) {
+      throw new ProtocolError("Message record too short");
+    }
+    const id = readUint32(body, 0);
+    if (id !== this.#nextId) {
+      throw new ProtocolError(`Message id ${id} out of order`);
+    }
+    this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
+    const current = { id, confirmed: false };
+    this.#current = current;
+    const data = body.subarray(MESSAGE_ID_BYTES);
+    return {
+      id,
+      data,
+      text: () => decoder.decode(data),
+      reply: (answer) => {
+        if (current.confirmed || this.#current !== current) {
+          throw new Error("Cannot reply: message already confirmed");
+        }
+        current.confirmed = true;
+        const bytes = typeof answer === "string" ? utf8(answer) : answer;
+        this.#enqueue(RecordKind.reply, idBytes(id), bytes);
+      },
+    };
+  }
+
+  #confirmCurrent(): void {
+    const current = this.#current;
+    if (!current) return;
+    this.#current = null;
+    if (!current.confirmed && !this.#end) {
+      current.confirmed = true;
+      this.#enqueue(RecordKind.ack, idBytes(current.id));
+    }
+  }
+
+  #enqueue(kind: number, ...parts: Uint8Array[]): boolean {
+    if (this.#end) return false;
+    let size = 0;
+    for (const part of parts) size += part.length;
+    if (this.#channel.queuedBytes + size > this.#options.maxQueueBytes) {
+      this.#finish(
+        CloseCode.tooSlow,
+        `client too slow: more than ${this.#options.maxQueueBytes} bytes queued`,
+      );
+      return false;
+    }
+    try {
+      this.#channel.send(kind, ...parts);
+      return true;
+    } catch (error) {
+      this.#fail(error);
+      return false;
+    }
+  }
+
+  #fail(error: unknown): void {
+    const failure = error instanceof Error ? error : new Error(String(error));
+    if (failure instanceof FrameTooLargeError) {
+      this.#finish(
+        CloseCode.messageTooLarge,
+        `message larger than ${this.#options.maxMessageBytes} bytes`,
+        failure,
+      );
+    } else if (failure instanceof ProtocolError) {
+      this.#finish(CloseCode.protocolError, "protocol error", failure);
+    } else {
+      this.#end = {
+        code: CloseCode.normal,
+        reason: failure.message,
+        error: failure,
+      };
+      this.#channel.abort();
+      this.#resolveClosed();
+    }
+  }
+
+  /** Sends the close record (if the connection still works) and closes. */
+  #finish(code: CloseCodeValue, reason: string, error?: Error): void {
+    if (this.#end) return;
+    this.#end = error ? { code, reason, error } : { code, reason };
+    this.#channel.close(code, reason, { signal: AbortSignal.timeout(2000) })
+      .finally(() => this.#resolveClosed());
+  }
+}
+
+function idBytes(id: number): Uint8Array {
+  const bytes = new Uint8Array(MESSAGE_ID_BYTES);
+  writeUint32(bytes, 0, id);
+  return bytes;
+}
