@@ -1,0 +1,131 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+
+const SERVER = new URL("../../server.ts", import.meta.url).pathname;
+const PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=DOORMAN_KEY,DOORMAN_PASSWORD",
+];
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function makeDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "doorman_user_admin_" });
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
+  };
+}
+
+// Runs `server.ts user ...args` in `cwd`, feeding `stdin` if given.
+async function runUser(
+  cwd: string,
+  args: string[],
+  options: { password?: string; stdin?: string } = {},
+): Promise<Result> {
+  const env: Record<string, string> = {};
+  if (options.password !== undefined) env.DOORMAN_PASSWORD = options.password;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...PERMISSIONS, SERVER, "user", ...args],
+    cwd,
+    env,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const output = await child.output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test("server.ts user add from 20 processes at once leaves 20 users", async () => {
+  await using dir = await makeDir();
+  const names = Array.from({ length: 20 }, (_, i) => `user${i}`);
+  const results = await Promise.all(
+    names.map((name) =>
+      runUser(dir.path, ["add", name, "--iterations", "4096"], {
+        password: `password of ${name}`,
+      })
+    ),
+  );
+  for (const [i, result] of results.entries()) {
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      result.stdout,
+      `added user "${names[i]}" (scram-sha-256, 4096 iterations)\n`,
+    );
+  }
+  const stat = await Deno.stat(join(dir.path, "userinfo"));
+  assert.equal((stat.mode ?? 0) & 0o777, 0o600);
+  const list = await runUser(dir.path, ["list"]);
+  assert.equal(list.code, 0, list.stderr);
+  const lines = list.stdout.trimEnd().split("\n");
+  assert.deepEqual(
+    lines.sort(),
+    names.map((name) => `${name} scram-sha-256`).sort(),
+  );
+});
+
+Deno.test("server.ts user list shows kinds and never verifiers", async () => {
+  await using dir = await makeDir();
+  const md5Hex = "94e4ccf5e2749b0bfe0428603738c0f9";
+  await Deno.writeTextFile(join(dir.path, "userinfo"), `alex|${md5Hex}\n`);
+  const add = await runUser(
+    dir.path,
+    ["add", "bob", "--iterations", "4096", "--password-stdin"],
+    { stdin: "pencil\n" },
+  );
+  assert.equal(add.code, 0, add.stderr);
+  const list = await runUser(dir.path, ["list", "--users", "userinfo"]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.equal(list.stdout, "alex md5 (legacy)\nbob scram-sha-256\n");
+  assert.doesNotMatch(list.stdout + list.stderr, /94e4ccf5|SCRAM-SHA-256\$/);
+});
+
+Deno.test("server.ts user exits 2 on an unknown flag with one stderr line", async () => {
+  await using dir = await makeDir();
+  const result = await runUser(dir.path, ["add", "bob", "--bogus"]);
+  assert.equal(result.code, 2);
+  assert.equal(result.stdout, "");
+  assert.equal(
+    result.stderr,
+    'server: Cannot run "user add": unknown option "--bogus"\n',
+  );
+});
+
+Deno.test("server.ts user add exits 1 when the user exists", async () => {
+  await using dir = await makeDir();
+  const args = ["add", "bob", "--iterations", "4096"];
+  const first = await runUser(dir.path, args, { password: "one" });
+  assert.equal(first.code, 0, first.stderr);
+  const second = await runUser(dir.path, args, { password: "two" });
+  assert.equal(second.code, 1);
+  assert.equal(
+    second.stderr,
+    'server: Cannot add user "bob": already exists\n',
+  );
+  assert.doesNotMatch(second.stderr, /two/);
+});
+
+Deno.test("server.ts user --help prints usage and exits 0", async () => {
+  await using dir = await makeDir();
+  const result = await runUser(dir.path, ["add", "--help"]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /--users FILE .*\(default: userinfo\)/);
+  assert.match(result.stdout, /--iterations N .*\(default: 600000\)/);
+});
