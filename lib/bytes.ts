@@ -63,8 +63,9 @@ export function toBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
+// Canonical only: the unused bits before padding must be zero.
 const BASE64_REGEXP =
-  /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+  /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$/;
 
 /**
  * Parses standard base64 (with padding).

@@ -38,9 +38,19 @@ export interface ChannelRecord {
   readonly body: Uint8Array;
 }
 
-/** Why a channel ended cleanly: the peer's `close` record. */
+/**
+ * Why a channel ended cleanly: the peer's `close` record.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const info = await conn.closed;
+ * if (info?.code === CloseCode.idleTimeout) console.log(info.reason);
+ * ```
+ */
 export interface CloseInfo {
+  /** The close code, normally one of `CloseCode`. */
   readonly code: number;
+  /** The close reason, in a few words. */
   readonly reason: string;
 }
 
@@ -201,7 +211,7 @@ export class Channel {
       this.#closed = true;
       const flushed = this.flushed();
       if (options.signal) {
-        await Promise.race([flushed, abortPromise(options.signal)]);
+        await untilFlushedOrAborted(flushed, options.signal);
       } else {
         await flushed;
       }
@@ -305,9 +315,18 @@ function parseClose(body: Uint8Array): CloseInfo {
   }
 }
 
-function abortPromise(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
+/** Waits for `flushed`, or for `signal` to abort, whichever is first. */
+async function untilFlushedOrAborted(
+  flushed: Promise<void>,
+  signal: AbortSignal,
+): Promise<void> {
+  if (signal.aborted) return;
+  let onAbort = () => {};
+  const aborted = new Promise<void>((resolve) => onAbort = resolve);
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    await Promise.race([flushed, aborted]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
 }

@@ -30,21 +30,61 @@ import {
   RecordKind,
 } from "./protocol.ts";
 
-/** Options of {@link connect}. */
+/**
+ * Options of {@link connect}. Only `psk` is required; give `user` and
+ * `password` to log in.
+ *
+ * @example Usage
+ * ```ts
+ * const options: ConnectOptions = {
+ *   host: "example.net",
+ *   psk: new TextEncoder().encode("a shared secret of 16+ bytes"),
+ *   user: "bob",
+ *   password: "correct horse battery staple",
+ * };
+ * ```
+ */
 export interface ConnectOptions {
-  /** Server host name or address. @default {"127.0.0.1"} */
+  /**
+   * Server host name or address.
+   *
+   * @default {"127.0.0.1"}
+   */
   host?: string;
-  /** Server port. @default {9000} */
+  /**
+   * Server port.
+   *
+   * @default {9000}
+   */
   port?: number;
-  /** The pre-shared key, at least 16 bytes. */
+  /**
+   * The pre-shared key, at least 16 bytes; the server must hold the same
+   * one. Required: there is no default.
+   */
   psk: Uint8Array;
-  /** User to log in as; without one, no login is attempted. */
+  /**
+   * User to log in as; without one, no login is attempted.
+   *
+   * @default {undefined}
+   */
   user?: string;
-  /** The user's password. */
+  /**
+   * The user's password; required when `user` is set.
+   *
+   * @default {undefined}
+   */
   password?: string;
-  /** Deadline for connect, handshake and login, in ms. @default {10000} */
+  /**
+   * Deadline for connect, handshake and login, in ms.
+   *
+   * @default {10000}
+   */
   timeoutMs?: number;
-  /** Largest message sent or received, in bytes. @default {1048576} */
+  /**
+   * Largest message sent or received, in bytes.
+   *
+   * @default {1048576}
+   */
   maxMessageBytes?: number;
 }
 
@@ -59,7 +99,20 @@ interface Pending {
 
 /**
  * A client connection. The queue of unconfirmed messages and the buffer of
- * pushed ones span calls, hence a class. Create one with {@link connect}.
+ * pushed ones span calls, hence a class. Create one with {@link connect};
+ * not constructed directly.
+ *
+ * `send` and `request` resolve in order as the server confirms each
+ * message; messages the server pushes arrive by async iteration. If the
+ * connection ends early, every unconfirmed message is rejected.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const conn = await connect({ port: 9000, psk, user: "bob", password });
+ * const reply = await conn.request("hello");
+ * console.log(new TextDecoder().decode(reply));
+ * await conn.close();
+ * ```
  */
 export class Connection implements AsyncIterable<Uint8Array> {
   /** The logged-in user, or `null` without login. */
@@ -75,6 +128,13 @@ export class Connection implements AsyncIterable<Uint8Array> {
   #closing = false;
   #reading: Promise<void>;
 
+  /**
+   * Wraps an open, logged-in channel. Created by `connect()`; not
+   * constructed directly.
+   *
+   * @param channel The encrypted record channel to the server.
+   * @param options The logged-in user and the message size limit.
+   */
   constructor(
     channel: Channel,
     options: { user: string | null; maxMessageBytes: number },
@@ -85,18 +145,31 @@ export class Connection implements AsyncIterable<Uint8Array> {
     this.#reading = this.#readLoop();
   }
 
-  /** Resolves when the connection has ended, with the server's close. */
+  /**
+   * Resolves when the connection has ended, with the server's close.
+   *
+   * @returns A promise of the server's close code and reason, or `null` if
+   *   the connection ended without one (cut, or failed); never rejects.
+   */
   get closed(): Promise<CloseInfo | null> {
     return this.#reading.then(() => this.#end?.info ?? null);
   }
 
   /**
-   * Sends one message.
+   * Sends one message. Messages are confirmed in the order sent; several
+   * may be in flight at once.
    *
+   * @param message The message, as text (sent as UTF-8) or bytes.
    * @returns Once the server confirmed it: its reply, or `null` when the
    *   service only acknowledges.
    * @throws {ClosedError} If the connection ends before the confirmation.
+   * @throws {LoginRejectedError} If the server closed it for a failed or
+   *   missing login.
    * @throws {RangeError} If the message exceeds `maxMessageBytes`.
+   * @example Usage
+   * ```ts ignore
+   * await Promise.all(["one", "two", "three"].map((m) => conn.send(m)));
+   * ```
    */
   send(message: string | Uint8Array): Promise<Uint8Array | null> {
     const data = typeof message === "string" ? utf8(message) : message;
@@ -129,8 +202,16 @@ export class Connection implements AsyncIterable<Uint8Array> {
   /**
    * Sends one message and returns the server's reply.
    *
+   * @param message The message, as text (sent as UTF-8) or bytes.
+   * @returns The reply bytes.
    * @throws {ProtocolError} If the server only acknowledged it.
    * @throws {ClosedError} If the connection ends first.
+   * @throws {RangeError} If the message exceeds `maxMessageBytes`.
+   * @example Usage
+   * ```ts ignore
+   * const reply = await conn.request("hello");
+   * console.log(new TextDecoder().decode(reply));
+   * ```
    */
   async request(message: string | Uint8Array): Promise<Uint8Array> {
     const reply = await this.send(message);
@@ -142,7 +223,19 @@ export class Connection implements AsyncIterable<Uint8Array> {
     return reply;
   }
 
-  /** Messages pushed by the server, until the connection ends. */
+  /**
+   * Messages pushed by the server (chat from others, notices), until the
+   * connection ends.
+   *
+   * @returns An iterator of the pushed messages' bytes.
+   * @throws {ClosedError} If the connection ends other than by a normal or
+   *   shutdown close, and `close()` was not called.
+   * @throws {ProtocolError} If the server breaks the protocol.
+   * @example Usage
+   * ```ts ignore
+   * for await (const push of conn) console.log(new TextDecoder().decode(push));
+   * ```
+   */
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     while (true) {
       const next = this.#pushes.shift();
@@ -162,6 +255,13 @@ export class Connection implements AsyncIterable<Uint8Array> {
   /**
    * Waits for every sent message to be confirmed (or to fail), then closes
    * with an authenticated close.
+   *
+   * @returns A promise that resolves once the connection is closed.
+   * @example Usage
+   * ```ts ignore
+   * conn.send("last words");
+   * await conn.close(); // after "last words" is confirmed
+   * ```
    */
   async close(): Promise<void> {
     if (this.#closing) return await this.#reading;
@@ -259,10 +359,25 @@ function asError(error: unknown): Error {
  * Connects to a doorman server, proves the key, and logs in when
  * `options.user` is set.
  *
+ * The handshake checks the server's key proof too, so a server without the
+ * key cannot pose as the real one; with a user, the server's SCRAM
+ * signature is checked as well.
+ *
+ * @param options The server's address, the key, and the login.
+ * @returns The open connection.
+ * @throws {TypeError} If `user` is given without `password`.
+ * @throws {RangeError} If the key is shorter than 16 bytes.
  * @throws {ConnectionError} If the server cannot be reached.
  * @throws {KeyRejectedError} If the pre-shared keys differ.
  * @throws {LoginRejectedError} If the login is refused.
  * @throws {TimeoutError} If the deadline passes first.
+ * @example Usage
+ * ```ts ignore
+ * const psk = await readKeyFile("doorman.key");
+ * const conn = await connect({ host: "example.net", port: 9000, psk });
+ * console.log(new TextDecoder().decode(await conn.request("hello")));
+ * await conn.close();
+ * ```
  */
 export async function connect(options: ConnectOptions): Promise<Connection> {
   const host = options.host ?? "127.0.0.1";

@@ -5,42 +5,124 @@
  * @module
  */
 
-/** The connection could not be made, or broke (refused, reset). Exit 1. */
+/**
+ * The connection could not be made, or broke (refused, reset). Exit 1.
+ *
+ * Thrown by `connect()` when the server cannot be reached; the network
+ * error is its `cause`.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new ConnectionError("Cannot connect to 127.0.0.1:9000");
+ * exitCodeFor(error); // 1
+ * ```
+ */
 export class ConnectionError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong, in one line for the user.
+   * @param options The underlying error, as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "ConnectionError";
   }
 }
 
-/** The peer broke the protocol: not doorman, a bad frame or record. Exit 1. */
+/**
+ * The peer broke the protocol: not doorman, a bad frame or record. Exit 1.
+ *
+ * A record that fails to open (tampered, replayed, reordered) ends the
+ * connection with this error too.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new ProtocolError("Unexpected record kind 9");
+ * exitCodeFor(error); // 1
+ * ```
+ */
 export class ProtocolError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong, in one line for the user.
+   * @param options The underlying error, as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "ProtocolError";
   }
 }
 
-/** A frame declared a length above the limit in force. Exit 1. */
+/**
+ * A frame declared a length above the limit in force. Exit 1.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new FrameTooLargeError("Frame of 2000000 bytes is too large");
+ * error instanceof ProtocolError; // true
+ * ```
+ */
 export class FrameTooLargeError extends ProtocolError {
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong, in one line for the user.
+   * @param options The underlying error, as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "FrameTooLargeError";
   }
 }
 
-/** The peer speaks doorman, but another version of it. Exit 1. */
+/**
+ * The peer speaks doorman, but another version of it. Exit 1.
+ *
+ * A kind of {@link ProtocolError}, thrown during the handshake.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new UnsupportedVersionError("Server speaks version 2");
+ * error instanceof ProtocolError; // true
+ * ```
+ */
 export class UnsupportedVersionError extends ProtocolError {
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong, in one line for the user.
+   * @param options The underlying error, as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "UnsupportedVersionError";
   }
 }
 
-/** A line of a userinfo file is malformed; `line` is 1-based. Exit 1. */
+/**
+ * A line of a userinfo file is malformed; `line` is 1-based. Exit 1.
+ *
+ * Thrown by `UserStore.open` (a failed reload keeps the last good copy
+ * instead).
+ *
+ * @example Usage
+ * ```ts
+ * const error = new UserinfoSyntaxError("Bad verifier", 3);
+ * error.line; // 3
+ * ```
+ */
 export class UserinfoSyntaxError extends SyntaxError {
   /** The 1-based line number of the malformed line. */
   readonly line: number;
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong with the line.
+   * @param line The 1-based line number.
+   * @param options The underlying error, as `cause`.
+   */
   constructor(message: string, line: number, options?: ErrorOptions) {
     super(message, options);
     this.name = "UserinfoSyntaxError";
@@ -48,40 +130,121 @@ export class UserinfoSyntaxError extends SyntaxError {
   }
 }
 
-/** A command line was wrong: unknown flag, missing or bad value. Exit 2. */
+/**
+ * A command line was wrong: unknown flag, missing or bad value. Exit 2.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new UsageError("Unknown flag --prot");
+ * exitCodeFor(error); // 2
+ * ```
+ */
 export class UsageError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong, in one line for the user.
+   * @param options The underlying error, as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "UsageError";
   }
 }
 
-/** The pre-shared-key proof failed, on either side. Exit 3. */
+/**
+ * The pre-shared-key proof failed, on either side. Exit 3.
+ *
+ * The client gets it from `connect()` when the server's key differs from
+ * its own; the message never shows either key.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new KeyRejectedError("Server rejected the key proof");
+ * exitCodeFor(error); // 3
+ * ```
+ */
 export class KeyRejectedError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong, in one line for the user.
+   * @param options The underlying error, as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "KeyRejectedError";
   }
 }
 
-/** Wrong user or password, or a bad server signature. Exit 4. */
+/**
+ * Wrong user or password, or a bad server signature. Exit 4.
+ *
+ * The client is not told which of user or password was wrong.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new LoginRejectedError("Unknown user or wrong password");
+ * exitCodeFor(error); // 4
+ * ```
+ */
 export class LoginRejectedError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong, in one line for the user.
+   * @param options The underlying error, as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "LoginRejectedError";
   }
 }
 
-/** The peer closed before the work was confirmed. Exit 5. */
+/**
+ * The peer closed before the work was confirmed. Exit 5.
+ *
+ * Every message a `Connection` sent but the server had not yet confirmed
+ * is rejected with it when the connection ends.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new ClosedError("Server closed the connection");
+ * exitCodeFor(error); // 5
+ * ```
+ */
 export class ClosedError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong, in one line for the user.
+   * @param options The underlying error, as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "ClosedError";
   }
 }
 
-/** The peer went silent past a deadline. Exit 5. */
+/**
+ * The peer went silent past a deadline. Exit 5.
+ *
+ * `connect()` throws it when connect, handshake and login take longer than
+ * `timeoutMs`.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new TimeoutError("Handshake timed out after 10000 ms");
+ * exitCodeFor(error); // 5
+ * ```
+ */
 export class TimeoutError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong, in one line for the user.
+   * @param options The underlying error, as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "TimeoutError";
@@ -104,6 +267,11 @@ export const ExitCode = {
  * @param error Anything thrown.
  * @returns 2 usage, 3 key rejected, 4 login rejected, 5 closed or timed out,
  *   1 for everything else.
+ * @example Usage
+ * ```ts
+ * exitCodeFor(new LoginRejectedError("Wrong password")); // 4
+ * exitCodeFor(new RangeError("Out of range")); // 1
+ * ```
  */
 export function exitCodeFor(error: unknown): number {
   if (error instanceof UsageError) return ExitCode.usage;

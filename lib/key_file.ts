@@ -159,7 +159,8 @@ export async function resolvePsk(
  * same directory, then a rename).
  *
  * @param path The key file.
- * @param options `force`: replace an existing file.
+ * @param options `force`: replace an existing file (default `false`).
+ * @returns A promise that resolves once the key is written and synced.
  * @throws {Error} If the file exists and `force` is not set, or it cannot
  *   be written.
  * @example Usage

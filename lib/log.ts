@@ -15,7 +15,14 @@
  * @module
  */
 
-/** The kinds of event the server logs. */
+/**
+ * The kinds of event the server logs, from `listening` to `shutdown`.
+ *
+ * @example Usage
+ * ```ts
+ * const failures: LogEventName[] = ["handshake_failed", "login_failed"];
+ * ```
+ */
 export type LogEventName =
   | "listening"
   | "accepted"
@@ -37,6 +44,17 @@ export type LogEventName =
 /**
  * One event. No field may carry a secret: never put a key, password,
  * verifier, proof or raw frame in `reason` or `detail`.
+ *
+ * @example Usage
+ * ```ts
+ * const event: LogEvent = {
+ *   event: "login_failed",
+ *   conn: 7,
+ *   peer: "192.0.2.1:50000",
+ *   user: "bob",
+ *   reason: "wrong password",
+ * };
+ * ```
  */
 export interface LogEvent {
   /** What happened. */
@@ -59,17 +77,48 @@ export interface LogEvent {
   readonly detail?: string;
 }
 
-/** Where events go. */
+/**
+ * Where events go: `createLogger` makes one, or implement `log` to send
+ * events elsewhere.
+ *
+ * @example Usage
+ * ```ts
+ * const failures: LogEvent[] = [];
+ * const logger: Logger = {
+ *   log: (event) => {
+ *     if (event.event === "login_failed") failures.push(event);
+ *   },
+ * };
+ * ```
+ */
 export interface Logger {
-  /** Records one event; never throws for any value of its fields. */
+  /**
+   * Records one event; never throws for any value of its fields.
+   *
+   * @param event The event; fields other than those of {@link LogEvent} are
+   *   dropped.
+   */
   log(event: LogEvent): void;
 }
 
-/** Options of {@link createLogger}. */
+/**
+ * Options of {@link createLogger}. `format` and `write` are required.
+ *
+ * @example Usage
+ * ```ts
+ * const options: LoggerOptions = { format: "json", write: console.error };
+ * ```
+ */
 export interface LoggerOptions {
-  /** `text`: `TIME EVENT key=value…`; `json`: one JSON object per line. */
+  /**
+   * `text`: `TIME EVENT key=value…`; `json`: one JSON object per line.
+   * Required: there is no default.
+   */
   format: "text" | "json";
-  /** Receives each line, without a trailing newline. */
+  /**
+   * Receives each line, without a trailing newline. Required: there is no
+   * default.
+   */
   write: (line: string) => void;
   /**
    * The clock.

@@ -28,9 +28,36 @@ export interface Credentials {
   readonly password: string;
 }
 
-/** What the server needs of its users: lookup, and the md5 upgrade. */
+/**
+ * What the server needs of its users: lookup, and the md5 upgrade.
+ * `UserStore` implements it; tests and embedders may pass their own.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const users: UserDirectory = {
+ *   lookup: (name) => name === "bob" ? bobVerifier : null,
+ *   upgradeLegacy: () => Promise.resolve(false),
+ * };
+ * ```
+ */
 export interface UserDirectory {
+  /**
+   * A user's verifier; called once per login, so it should not do I/O.
+   *
+   * @param name The user name the client gave.
+   * @returns The verifier, or `null` if there is no such user.
+   */
   lookup(name: string): UserVerifier | null;
+  /**
+   * Replaces a legacy md5 verifier with a SCRAM-SHA-256 one, after the
+   * user proved `password` against it.
+   *
+   * @param name The user name.
+   * @param password The password the user just logged in with.
+   * @param options The new verifier's PBKDF2 iterations.
+   * @returns Whether the stored verifier was changed.
+   * @throws {Error} If the users could not be written.
+   */
   upgradeLegacy(
     name: string,
     password: string,

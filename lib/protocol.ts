@@ -78,19 +78,43 @@ export const MESSAGE_ID_BYTES = 4;
 /** Record bytes around a message body: kind, id and tag. */
 export const RECORD_OVERHEAD_BYTES = 1 + MESSAGE_ID_BYTES + TAG_BYTES;
 
-/** Reason codes carried by a `close` record. */
+/**
+ * Reason codes carried by a `close` record: `Session.close` sends one,
+ * `SessionEnd.code` and `Connection.closed` report one.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await session.close("maintenance", CloseCode.shuttingDown);
+ * ```
+ */
 export const CloseCode = {
+  /** A normal end, by either side. */
   normal: 0,
+  /** The server is shutting down. */
   shuttingDown: 1,
+  /** Unknown user or wrong password. */
   loginFailed: 2,
+  /** The server has users, and the client sent a message without login. */
   loginRequired: 3,
+  /** The client was silent past the server's idle timeout. */
   idleTimeout: 4,
+  /** The client fell too far behind reading its messages. */
   tooSlow: 5,
+  /** A message exceeded the server's `maxMessageBytes`. */
   messageTooLarge: 6,
+  /** The peer broke the protocol. */
   protocolError: 7,
+  /** The server's session handler threw. */
   handlerError: 8,
 } as const;
-/** One of the values of {@link CloseCode}. */
+/**
+ * One of the values of {@link CloseCode}.
+ *
+ * @example Usage
+ * ```ts
+ * const code: CloseCodeValue = CloseCode.tooSlow;
+ * ```
+ */
 export type CloseCodeValue = typeof CloseCode[keyof typeof CloseCode];
 
 /** Login steps: the first byte of a `login` record body. */

@@ -23,7 +23,16 @@ import {
 import { LoginRejectedError, ProtocolError } from "./errors.ts";
 import { saslprep } from "./saslprep.ts";
 
-/** What a server stores for a user instead of the password (RFC 5802 §3). */
+/**
+ * What a server stores for a user instead of the password (RFC 5802 §3).
+ * It lets the server check a login without being able to log in itself.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const verifier: ScramVerifier = await createScramVerifier("hunter2");
+ * verifier.iterations; // 600000
+ * ```
+ */
 export interface ScramVerifier {
   /** The PBKDF2 iteration count. */
   readonly iterations: number;

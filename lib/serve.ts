@@ -35,51 +35,156 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   HANDSHAKE_TIMEOUT_MS,
   MAX_MESSAGE_BYTES_LIMIT,
+  MIN_PSK_BYTES,
   RECORD_OVERHEAD_BYTES,
 } from "./protocol.ts";
 import { DEFAULT_SCRAM_ITERATIONS } from "./scram.ts";
 import { Session } from "./session.ts";
 
-/** Handles one authenticated session; the connection closes when it returns. */
+/**
+ * Handles one authenticated session; the connection closes when it returns.
+ *
+ * Called once per client, after the handshake and (with `users`) the login.
+ * If it throws, the error is logged and the client is closed with the
+ * `handlerError` code; other sessions are not affected.
+ *
+ * @param session The client: its messages, `send` and `close`.
+ * @returns Nothing, or a promise that settles when the session is done.
+ * @example Usage
+ * ```ts
+ * const shout: SessionHandler = async (session) => {
+ *   for await (const message of session) {
+ *     message.reply(message.text().toUpperCase());
+ *   }
+ * };
+ * ```
+ */
 export type SessionHandler = (session: Session) => void | Promise<void>;
 
-/** Options of {@link serve}. */
+/**
+ * Options of {@link serve}. Only `psk` is required; the limits default to
+ * values fit for a small public server.
+ *
+ * @example Usage
+ * ```ts
+ * const options: ServeOptions = {
+ *   host: "0.0.0.0",
+ *   port: 9000,
+ *   psk: new TextEncoder().encode("a shared secret of 16+ bytes"),
+ *   idleTimeoutMs: 60_000,
+ * };
+ * ```
+ */
 export interface ServeOptions {
-  /** Address to listen on. @default {"127.0.0.1"} */
+  /**
+   * Address to listen on.
+   *
+   * @default {"127.0.0.1"}
+   */
   host?: string;
-  /** Port to listen on; 0 picks a free one. @default {9000} */
+  /**
+   * Port to listen on; 0 picks a free one.
+   *
+   * @default {9000}
+   */
   port?: number;
-  /** The pre-shared key, at least 16 bytes. */
+  /**
+   * The pre-shared key, at least 16 bytes; clients must hold the same one.
+   * Required: there is no default.
+   */
   psk: Uint8Array;
-  /** Users who may log in; `null` accepts clients after the key handshake alone. @default {null} */
+  /**
+   * Users who may log in, such as a `UserStore`; `null` accepts
+   * clients after the key handshake alone.
+   *
+   * @default {null}
+   */
   users?: UserDirectory | null;
-  /** Where events go. @default {silentLogger} */
+  /**
+   * Where events go.
+   *
+   * @default {silentLogger}
+   */
   logger?: Logger;
-  /** Most connections at once. @default {10000} */
+  /**
+   * Most connections at once.
+   *
+   * @default {10000}
+   */
   maxConnections?: number;
-  /** Most connections still in handshake or login (like MaxStartups). @default {128} */
+  /**
+   * Most connections still in handshake or login (like MaxStartups).
+   *
+   * @default {128}
+   */
   maxStartups?: number;
-  /** Deadline for handshake plus login, in ms (like LoginGraceTime). @default {10000} */
+  /**
+   * Deadline for handshake plus login, in ms (like LoginGraceTime).
+   *
+   * @default {10000}
+   */
   loginTimeoutMs?: number;
-  /** Close sessions silent for this long, in ms; 0 never. @default {600000} */
+  /**
+   * Close sessions silent for this long, in ms; 0 never.
+   *
+   * @default {600000}
+   */
   idleTimeoutMs?: number;
-  /** Largest message, in bytes (at most 16 MiB). @default {1048576} */
+  /**
+   * Largest message, in bytes (at most 16 MiB).
+   *
+   * @default {1048576}
+   */
   maxMessageBytes?: number;
-  /** Outgoing bytes queued for one client before it is closed as too slow. @default {4194304} */
+  /**
+   * Outgoing bytes queued for one client before it is closed as too slow.
+   *
+   * @default {4194304}
+   */
   maxQueueBytes?: number;
-  /** First penalty after an authentication failure, in ms. @default {1000} */
+  /**
+   * First penalty after an authentication failure, in ms.
+   *
+   * @default {1000}
+   */
   penaltyBaseMs?: number;
-  /** Longest penalty, in ms. @default {60000} */
+  /**
+   * Longest penalty, in ms.
+   *
+   * @default {60000}
+   */
   penaltyCapMs?: number;
-  /** Addresses or CIDR ranges never penalised. @default {[]} */
+  /**
+   * Addresses or CIDR ranges never penalised.
+   *
+   * @default {[]}
+   */
   penaltyExempt?: string[];
-  /** PBKDF2 iterations of verifiers written on md5 upgrade. @default {600000} */
+  /**
+   * PBKDF2 iterations of verifiers written on md5 upgrade.
+   *
+   * @default {600000}
+   */
   iterations?: number;
-  /** How long `shutdown()` lets messages in flight finish, in ms. @default {5000} */
+  /**
+   * How long `shutdown()` lets messages in flight finish, in ms.
+   *
+   * @default {5000}
+   */
   shutdownTimeoutMs?: number;
 }
 
-/** A running server. */
+/**
+ * A running server, as returned by {@link serve}.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const server = serve({ port: 0, psk }, echoService);
+ * console.log(`listening on port ${server.addr.port}`);
+ * Deno.addSignalListener("SIGINT", () => server.shutdown());
+ * await server.finished;
+ * ```
+ */
 export interface Server {
   /** The address actually bound (the real port when 0 was asked). */
   readonly addr: Deno.NetAddr;
@@ -88,10 +193,13 @@ export interface Server {
   /**
    * Stops accepting, tells connected clients the server is closing, lets
    * messages in flight finish, and resolves once every connection is closed
-   * (forcibly after `shutdownTimeoutMs`).
+   * (forcibly after `shutdownTimeoutMs`). Calling it again returns the same
+   * shutdown.
+   *
+   * @returns A promise that resolves once the server has stopped.
    */
   shutdown(): Promise<void>;
-  /** Resolves once the server has shut down. */
+  /** Resolves once `shutdown()` has finished; never rejects. */
   readonly finished: Promise<void>;
 }
 
@@ -110,10 +218,27 @@ interface Context {
 }
 
 /**
- * Starts a doorman server.
+ * Starts a doorman server: listens on `options.host`:`options.port` and runs
+ * `handler` for every client that proves the pre-shared key and (when
+ * `options.users` is set) logs in.
  *
- * @throws {RangeError} If an option is out of range.
+ * Each connection is independent: a failed handshake, login or handler
+ * closes that connection only, and every event goes to `options.logger`.
+ * The key's length is checked per connection, in its handshake.
+ *
+ * @param options Where to listen, the key, the users and the limits.
+ * @param handler What to do with each authenticated client.
+ * @returns The running server: its address, and `shutdown()`.
+ * @throws {RangeError} If `maxMessageBytes` is not 1 to 16 MiB, or
+ *   `maxConnections`, `maxStartups` or `loginTimeoutMs` is below 1.
  * @throws {Deno.errors.AddrInUse} If the port is taken.
+ * @example Usage
+ * ```ts ignore
+ * const psk = await readKeyFile("doorman.key");
+ * const users = await UserStore.open("userinfo");
+ * const server = serve({ port: 9000, psk, users }, echoService);
+ * await server.finished;
+ * ```
  */
 export function serve(options: ServeOptions, handler: SessionHandler): Server {
   const settings = withDefaults(options);
@@ -188,6 +313,11 @@ function withDefaults(options: ServeOptions): Context["options"] {
     iterations: options.iterations ?? DEFAULT_SCRAM_ITERATIONS,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
   };
+  if (settings.psk.length < MIN_PSK_BYTES) {
+    throw new RangeError(
+      `Cannot serve: the pre-shared key has ${settings.psk.length} bytes, at least ${MIN_PSK_BYTES} required`,
+    );
+  }
   if (
     settings.maxMessageBytes < 1 ||
     settings.maxMessageBytes > MAX_MESSAGE_BYTES_LIMIT

@@ -20,24 +20,57 @@ import {
   RecordKind,
 } from "./protocol.ts";
 
-/** One message from the client, handed to the handler. */
+/**
+ * One message from the client, handed to the handler by iterating a
+ * {@link Session}.
+ *
+ * Each message is confirmed to the client exactly once: by `reply`, or by
+ * an automatic acknowledgement when the handler asks for the next message
+ * (or returns) without replying.
+ *
+ * @example Usage
+ * ```ts ignore
+ * for await (const message of session) {
+ *   if (message.text() === "ping") message.reply("pong");
+ * }
+ * ```
+ */
 export interface IncomingMessage {
   /** The message id, increasing from 1. */
   readonly id: number;
   /** The message bytes. */
   readonly data: Uint8Array;
-  /** The message as UTF-8 text (replacement characters for bad bytes). */
+  /**
+   * The message as UTF-8 text (replacement characters for bad bytes).
+   *
+   * @returns The decoded text.
+   */
   text(): string;
   /**
    * Answers this message; the answer also confirms it. At most once, and
    * only while it is the current message.
+   *
+   * @param answer The reply, as text (sent as UTF-8) or bytes.
+   * @throws {Error} If the message was already confirmed: replied to, or
+   *   acknowledged because the handler moved on to the next one.
    */
   reply(answer: string | Uint8Array): void;
 }
 
-/** How a session ended. */
+/**
+ * How a session ended: the close code and reason sent to (or received from)
+ * the client, and the error when the connection failed.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await session.closed;
+ * if (session.end?.code === CloseCode.tooSlow) console.log(session.end.reason);
+ * ```
+ */
 export interface SessionEnd {
+  /** Why the session closed, one of {@link CloseCode}. */
   readonly code: CloseCodeValue;
+  /** The close reason, in a few words. */
   readonly reason: string;
   /** Set when the connection failed rather than closed. */
   readonly error?: Error;
@@ -62,8 +95,20 @@ const READ_PAUSE_BYTES = 256 * 1024;
 const decoder = new TextDecoder();
 
 /**
- * One authenticated client. Its queue and the message being handled span
- * calls, hence a class.
+ * One authenticated client, as a {@link SessionHandler} sees it. Its queue
+ * and the message being handled span calls, hence a class.
+ *
+ * Iterate it for the client's messages (each confirmed in order), `send` to
+ * push messages to the client, and `close` to end it. The connection closes
+ * once the handler returns. Created by `serve()`; not constructed directly.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const server = serve({ psk }, async (session) => {
+ *   session.send(`hello ${session.user ?? "guest"}`);
+ *   for await (const message of session) message.reply(message.data);
+ * });
+ * ```
  */
 export class Session implements AsyncIterable<IncomingMessage> {
   /** Connection id, unique within the server. */
@@ -83,6 +128,13 @@ export class Session implements AsyncIterable<IncomingMessage> {
   #closed: Promise<void>;
   #resolveClosed!: () => void;
 
+  /**
+   * Wraps an open, logged-in channel. Created by `serve()` for each client;
+   * not constructed directly.
+   *
+   * @param channel The client's encrypted record channel.
+   * @param options The connection id, user, address and queue limits.
+   */
   constructor(channel: Channel, options: SessionOptions) {
     this.#channel = channel;
     this.#options = options;
@@ -92,26 +144,46 @@ export class Session implements AsyncIterable<IncomingMessage> {
     this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
   }
 
-  /** Milliseconds since the epoch of the last message from the client. */
+  /**
+   * Milliseconds since the epoch of the last message from the client.
+   *
+   * @returns A `Date.now()` timestamp.
+   */
   get lastActivity(): number {
     return this.#lastActivity;
   }
 
-  /** How the session ended, once it has. */
+  /**
+   * How the session ended, once it has.
+   *
+   * @returns The close code, reason and error, or `null` while it is open.
+   */
   get end(): SessionEnd | null {
     return this.#end;
   }
 
-  /** Resolves once the connection is closed. */
+  /**
+   * Resolves once the connection is closed; never rejects (see
+   * {@link Session.end} for why it closed).
+   *
+   * @returns A promise of the close.
+   */
   get closed(): Promise<void> {
     return this.#closed;
   }
 
   /**
-   * Pushes a message to the client (a chat line, a notice).
+   * Pushes a message to the client (a chat line, a notice). It is queued,
+   * not awaited; a client whose queue exceeds `maxQueueBytes` is closed as
+   * too slow.
    *
+   * @param message The message, as text (sent as UTF-8) or bytes.
    * @returns `false` if the session is closed, or was just closed because the
    *   client fell too far behind.
+   * @example Usage
+   * ```ts ignore
+   * if (!session.send("server restarting in 5 minutes")) return;
+   * ```
    */
   send(message: string | Uint8Array): boolean {
     if (this.#end || this.#closing) return false;
@@ -121,7 +193,17 @@ export class Session implements AsyncIterable<IncomingMessage> {
 
   /**
    * Ends the session: the message being handled may still be answered, then
-   * a close record with `reason` is sent and the connection closed.
+   * a close record with `reason` is sent and the connection closed. Calling
+   * it again does nothing.
+   *
+   * @param reason The reason the client is told.
+   * @param code The close code, one of {@link CloseCode}.
+   * @returns A promise that resolves once the connection is closed.
+   * @example Usage
+   * ```ts ignore
+   * message.reply("bye");
+   * await session.close("logged out");
+   * ```
    */
   close(
     reason = "closed by server",
@@ -135,7 +217,13 @@ export class Session implements AsyncIterable<IncomingMessage> {
     return this.#closed;
   }
 
-  /** Ends the session now, without waiting for the message in hand. */
+  /**
+   * Ends the session now, without waiting for the message in hand: a close
+   * record is sent if the connection still works.
+   *
+   * @param reason The reason the client is told.
+   * @param code The close code, one of {@link CloseCode}.
+   */
   terminate(reason: string, code: CloseCodeValue = CloseCode.normal): void {
     this.#finish(code, reason);
   }
@@ -143,6 +231,9 @@ export class Session implements AsyncIterable<IncomingMessage> {
   /**
    * Called by the server once the handler has returned: confirms the
    * message in hand and closes (normally, or with the pending close reason).
+   * Handlers do not need to call it.
+   *
+   * @returns A promise that resolves once the connection is closed.
    */
   settle(): Promise<void> {
     this.#confirmCurrent();
@@ -154,6 +245,14 @@ export class Session implements AsyncIterable<IncomingMessage> {
     return this.#closed;
   }
 
+  /**
+   * The client's messages, in order, until it closes or the session ends.
+   * Asking for the next message confirms the previous one if it was not
+   * replied to. A connection failure ends the iteration (see
+   * {@link Session.end}); it does not throw.
+   *
+   * @returns An iterator of the client's messages.
+   */
   async *[Symbol.asyncIterator](): AsyncIterator<IncomingMessage> {
     while (true) {
       this.#confirmCurrent();

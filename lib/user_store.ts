@@ -30,7 +30,17 @@ export { readUserinfoFile, updateUserinfo } from "./userinfo_file.ts";
 /** How long the watcher waits after the last file event before reloading. */
 export const RELOAD_DEBOUNCE_MS = 100;
 
-/** What a `UserStore` reports; never a verifier. */
+/**
+ * What a `UserStore` reports; never a verifier. The `event` names match the
+ * server's `LogEventName`s, so events can go straight to a logger.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const store = await UserStore.open("userinfo", {
+ *   onEvent: (event) => logger.log(event),
+ * });
+ * ```
+ */
 export type UserStoreEvent =
   | { event: "users_loaded"; count: number }
   | { event: "users_reload_failed"; reason: string }
@@ -38,13 +48,21 @@ export type UserStoreEvent =
 
 /** Options of `UserStore.open`. */
 export interface UserStoreOptions {
-  /** Receives loads, failed reloads and upgrades. @default ignore them */
+  /**
+   * Receives loads, failed reloads and upgrades.
+   *
+   * @default {() => {}}
+   */
   onEvent?: (event: UserStoreEvent) => void;
 }
 
 /** Options of `UserStore.upgradeLegacy`. */
 export interface UpgradeLegacyOptions {
-  /** PBKDF2 iterations of the new verifier. @default DEFAULT_SCRAM_ITERATIONS */
+  /**
+   * PBKDF2 iterations of the new verifier.
+   *
+   * @default {600000}
+   */
   iterations?: number;
 }
 
@@ -70,6 +88,13 @@ export class UserStore {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
+  /**
+   * Use {@link UserStore.open}; not constructed directly.
+   *
+   * @param path The userinfo file.
+   * @param userinfo Its parsed content.
+   * @param onEvent Where events go.
+   */
   private constructor(
     path: string,
     userinfo: Userinfo,
@@ -88,6 +113,11 @@ export class UserStore {
    * @returns The store, holding the file's users.
    * @throws {UserinfoSyntaxError} If a line is malformed (with its number).
    * @throws {Deno.errors.NotFound} If the file does not exist.
+   * @example Usage
+   * ```ts ignore
+   * const store = await UserStore.open("userinfo");
+   * console.log(`${store.userCount} users`);
+   * ```
    */
   static async open(
     path: string,
@@ -109,17 +139,29 @@ export class UserStore {
     return store;
   }
 
-  /** The userinfo file, as given to `open`. */
+  /**
+   * The userinfo file, as given to `open`.
+   *
+   * @returns The path.
+   */
   get path(): string {
     return this.#path;
   }
 
-  /** How many users the last good copy holds. */
+  /**
+   * How many users the last good copy holds.
+   *
+   * @returns The number of users.
+   */
   get userCount(): number {
     return this.#users.size;
   }
 
-  /** The user names of the last good copy, in file order. */
+  /**
+   * The user names of the last good copy, in file order.
+   *
+   * @returns A new array of names.
+   */
   userNames(): string[] {
     return [...this.#users.keys()];
   }
@@ -129,6 +171,10 @@ export class UserStore {
    *
    * @param name The user name.
    * @returns The verifier, or `null` if there is no such user.
+   * @example Usage
+   * ```ts ignore
+   * if (store.lookup("bob") === null) console.log("no user bob");
+   * ```
    */
   lookup(name: string): UserVerifier | null {
     return this.#users.get(name) ?? null;
@@ -137,6 +183,12 @@ export class UserStore {
   /**
    * Re-reads the file. On success emits `users_loaded`; on any failure
    * keeps the last good copy and emits `users_reload_failed`. Never throws.
+   *
+   * @returns A promise that resolves once the reload is done.
+   * @example Usage
+   * ```ts ignore
+   * Deno.addSignalListener("SIGHUP", () => store.reload());
+   * ```
    */
   reload(): Promise<void> {
     return this.#serialise(async () => {
@@ -157,7 +209,7 @@ export class UserStore {
    * Reloads whenever the file changes. Watches the file's directory, since
    * editors and `updateUserinfo` replace the file rather than write into
    * it, and waits `RELOAD_DEBOUNCE_MS` after the last event. Calling it
-   * again does nothing.
+   * again does nothing. A watch that fails emits `users_reload_failed`.
    */
   watch(): void {
     if (this.#watcher !== undefined || this.#closed) return;
@@ -236,7 +288,11 @@ export class UserStore {
     this.close();
   }
 
-  /** Closes, then waits for the watcher and any running reload to finish. */
+  /**
+   * Closes, then waits for the watcher and any running reload to finish.
+   *
+   * @returns A promise that resolves once everything has stopped.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
     await this.#watching;

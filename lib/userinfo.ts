@@ -22,7 +22,16 @@ import {
   type ScramVerifier,
 } from "./scram.ts";
 
-/** How a user's password is checked. */
+/**
+ * How a user's password is checked: a SCRAM-SHA-256 verifier, or a legacy
+ * md5 hash (upgraded to SCRAM at the user's next login).
+ *
+ * @example Usage
+ * ```ts ignore
+ * const verifier = store.lookup("bob");
+ * if (verifier?.kind === "md5") console.log("bob has a legacy password");
+ * ```
+ */
 export type UserVerifier =
   | { readonly kind: "scram-sha-256"; readonly scram: ScramVerifier }
   | { readonly kind: "md5"; readonly md5Hex: string };

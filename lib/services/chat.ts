@@ -14,9 +14,14 @@ import type { SessionHandler } from "../serve.ts";
 
 /**
  * Creates one chat room; every session handed to the returned handler
- * joins it.
+ * joins it. Each message reaches every other member as `NAME: text`
+ * (guests are `guest-ID`); joins and leaves are announced.
  *
  * @returns The handler to give to `serve()`.
+ * @example Usage
+ * ```ts ignore
+ * const server = serve({ port: 9000, psk, users }, createChatService());
+ * ```
  */
 export function createChatService(): SessionHandler {
   const members = new Set<Session>();

@@ -8,9 +8,14 @@
 import type { Session } from "../session.ts";
 
 /**
- * Replies to each message with its own bytes.
+ * Replies to each message with its own bytes, until the client closes.
  *
  * @param session One authenticated client.
+ * @returns A promise that resolves once the client has closed.
+ * @example Usage
+ * ```ts ignore
+ * const server = serve({ port: 9000, psk }, echoService);
+ * ```
  */
 export async function echoService(session: Session): Promise<void> {
   for await (const message of session) message.reply(message.data);

@@ -8,9 +8,15 @@
 import type { Session } from "../session.ts";
 
 /**
- * Replies to each message with its text in upper case.
+ * Replies to each message with its text in upper case, until the client
+ * closes.
  *
  * @param session One authenticated client.
+ * @returns A promise that resolves once the client has closed.
+ * @example Usage
+ * ```ts ignore
+ * const server = serve({ port: 9000, psk }, upperService);
+ * ```
  */
 export async function upperService(session: Session): Promise<void> {
   for await (const message of session) {

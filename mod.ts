@@ -1,0 +1,78 @@
+/**
+ * doorman: authenticated TCP servers and clients for Deno. A client proves
+ * it holds the server's pre-shared key (and the server proves it back) in a
+ * handshake with forward secrecy, every frame after it is encrypted, and
+ * users log in with SCRAM-SHA-256 against a `userinfo` file.
+ *
+ * ```ts ignore
+ * import { connect, echoService, serve } from "./mod.ts";
+ *
+ * const psk = new TextEncoder().encode("a shared secret of 16+ bytes");
+ * const server = serve({ port: 0, psk }, echoService);
+ * const conn = await connect({ port: server.addr.port, psk });
+ * console.log(new TextDecoder().decode(await conn.request("hello")));
+ * await conn.close();
+ * await server.shutdown();
+ * ```
+ *
+ * @module
+ */
+
+// Server: serve() runs a SessionHandler for each authenticated client.
+export {
+  serve,
+  type ServeOptions,
+  type Server,
+  type SessionHandler,
+} from "./lib/serve.ts";
+export {
+  type IncomingMessage,
+  Session,
+  type SessionEnd,
+} from "./lib/session.ts";
+export { CloseCode, type CloseCodeValue } from "./lib/protocol.ts";
+
+// Client: connect() returns a Connection.
+export { connect, Connection, type ConnectOptions } from "./lib/connect.ts";
+export type { CloseInfo } from "./lib/channel.ts";
+
+// Services: ready-made session handlers.
+export { createChatService } from "./lib/services/chat.ts";
+export { echoService } from "./lib/services/echo.ts";
+export { upperService } from "./lib/services/upper.ts";
+
+// Users: the userinfo file, and what serve() needs of it.
+export {
+  type UpgradeLegacyOptions,
+  UserStore,
+  type UserStoreEvent,
+  type UserStoreOptions,
+} from "./lib/user_store.ts";
+export type { UserDirectory } from "./lib/login.ts";
+export type { UserVerifier } from "./lib/userinfo.ts";
+export type { ScramVerifier } from "./lib/scram.ts";
+
+// Key: the pre-shared key file.
+export { readKeyFile, writeNewKeyFile } from "./lib/key_file.ts";
+
+// Logging.
+export {
+  createLogger,
+  type LogEvent,
+  type LogEventName,
+  type Logger,
+  type LoggerOptions,
+} from "./lib/log.ts";
+
+// Errors, and the exit code each one means.
+export {
+  ClosedError,
+  ConnectionError,
+  exitCodeFor,
+  KeyRejectedError,
+  LoginRejectedError,
+  ProtocolError,
+  TimeoutError,
+  UnsupportedVersionError,
+  UserinfoSyntaxError,
+} from "./lib/errors.ts";
