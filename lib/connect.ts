@@ -17,9 +17,10 @@ import {
   ConnectionError,
   LoginRejectedError,
   ProtocolError,
+  TimeoutError,
 } from "./errors.ts";
 import { FrameReader } from "./framing.ts";
-import { handshakeAsClient } from "./handshake.ts";
+import { handshakeAsClient, raceSignal } from "./handshake.ts";
 import { loginAsClient } from "./login.ts";
 import {
   CloseCode,
@@ -393,7 +394,18 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
   );
   let conn: Deno.TcpConn | null = null;
   try {
-    conn = await Deno.connect({ hostname: host, port }).catch((error) => {
+    const connecting = Deno.connect({ hostname: host, port });
+    // A late connection (after the deadline) is closed, never leaked.
+    connecting.then(
+      (late) => deadline.signal.aborted && late.close(),
+      () => {},
+    );
+    conn = await raceSignal(
+      connecting,
+      deadline.signal,
+      `Cannot connect to ${host}:${port}: timed out`,
+    ).catch((error) => {
+      if (error instanceof TimeoutError) throw error;
       throw new ConnectionError(`Cannot connect to ${host}:${port}`, {
         cause: error,
       });

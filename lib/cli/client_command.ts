@@ -3,7 +3,7 @@
  * the key (`--key-file`, `DOORMAN_KEY`, `doorman.key`) and the password
  * (`--password-file`, `DOORMAN_PASSWORD`, a hidden prompt), connects, and
  * hands the connection to a mode: interactive (`client_interactive.ts`),
- * pipe or `send` (`client_pipe.ts`).
+ * pipe or `send` (`client_pipe.ts`, which also holds `ClientIo`).
  *
  * It does not print errors or choose exit codes for them: it throws, and
  * `client.ts` prints `client: <message>` and maps `exitCodeFor`. It never
@@ -15,9 +15,9 @@
 import { connect, type Connection } from "../connect.ts";
 import { UsageError } from "../errors.ts";
 import { resolvePsk } from "../key_file.ts";
-import { type CommandIo, denoCommandIo } from "./command_io.ts";
+import type { CommandIo } from "./command_io.ts";
 import { runInteractive } from "./client_interactive.ts";
-import { runPipe, runSend } from "./client_pipe.ts";
+import { type ClientIo, runPipe, runSend } from "./client_pipe.ts";
 import { parseFlags } from "./flags.ts";
 import {
   MAX_PASSWORD_BYTES,
@@ -25,29 +25,6 @@ import {
   readPassword,
 } from "./password_prompt.ts";
 import { VERSION } from "./version.ts";
-
-/** What the client reads from and writes to: `CommandIo` plus raw output. */
-export interface ClientIo extends CommandIo {
-  /** Writes `text` to stdout as is, without a newline (the prompt line). */
-  write(text: string): void;
-}
-
-/**
- * The real `ClientIo`: the console, `Deno.stdin` and `Deno.env`.
- *
- * @returns A `ClientIo` bound to this process.
- */
-export function denoClientIo(): ClientIo {
-  const encoder = new TextEncoder();
-  return Object.assign(denoCommandIo(), {
-    write(text: string) {
-      const bytes = encoder.encode(text);
-      for (let offset = 0; offset < bytes.length;) {
-        offset += Deno.stdout.writeSync(bytes.subarray(offset));
-      }
-    },
-  });
-}
 
 const DEFAULT_HOST = "127.0.0.1";
 const DEFAULT_PORT = "9000";

@@ -16,8 +16,7 @@
  */
 
 import type { Connection } from "../connect.ts";
-import type { ClientIo } from "./client_command.ts";
-import { endError, watchEnd } from "./client_pipe.ts";
+import { type ClientIo, endError, watchEnd } from "./client_pipe.ts";
 
 /** The prompt shown before the line being typed. */
 export const PROMPT = ">>> ";
@@ -186,14 +185,13 @@ export async function runInteractive(
           break;
         }
         io.write(`${CLEAR_LINE}${PROMPT}${event.line}\r\n`);
-        const sending = connection.send(event.line).then(
-          (reply) => {
+        const sending = connection.send(event.line)
+          .then((reply) => {
             if (reply !== null) print(reply);
-          },
-          (error) => {
+          })
+          .catch((error) => {
             failure ??= error;
-          },
-        );
+          });
         outstanding.add(sending);
         sending.finally(() => outstanding.delete(sending));
       }

@@ -9,6 +9,9 @@
  * confirmed; otherwise it throws the first failure, or a `ClosedError` if
  * the server ended the connection while stdin was still open.
  *
+ * Also `ClientIo`, the console of every client mode, and the end-of-
+ * connection helpers the interactive mode shares.
+ *
  * @module
  */
 
@@ -16,7 +19,30 @@ import { concatBytes } from "../bytes.ts";
 import type { Connection } from "../connect.ts";
 import { ClosedError, LoginRejectedError } from "../errors.ts";
 import { CloseCode, DEFAULT_MAX_MESSAGE_BYTES } from "../protocol.ts";
-import type { ClientIo } from "./client_command.ts";
+import { type CommandIo, denoCommandIo } from "./command_io.ts";
+
+/** What the client reads from and writes to: `CommandIo` plus raw output. */
+export interface ClientIo extends CommandIo {
+  /** Writes `text` to stdout as is, without a newline (the prompt line). */
+  write(text: string): void;
+}
+
+/**
+ * The real `ClientIo`: the console, `Deno.stdin` and `Deno.env`.
+ *
+ * @returns A `ClientIo` bound to this process.
+ */
+export function denoClientIo(): ClientIo {
+  const encoder = new TextEncoder();
+  return Object.assign(denoCommandIo(), {
+    write(text: string) {
+      const bytes = encoder.encode(text);
+      for (let offset = 0; offset < bytes.length;) {
+        offset += Deno.stdout.writeSync(bytes.subarray(offset));
+      }
+    },
+  });
+}
 
 /** Most messages sent and not yet confirmed in pipe and `send` modes. */
 export const MAX_OUTSTANDING = 256;
@@ -125,10 +151,9 @@ async function sendAll(
       while (outstanding.length >= MAX_OUTSTANDING) await outstanding.shift();
       const message = json ? decoder.decode(next) : "";
       outstanding.push(
-        connection.send(next).then(
-          (reply) => printReply(io, { message, reply, json }),
-          fail,
-        ),
+        connection.send(next)
+          .then((reply) => printReply(io, { message, reply, json }))
+          .catch(fail),
       );
     }
   } catch (error) {

@@ -123,8 +123,8 @@ async function promptHidden(
   source: ByteSource,
   text: string,
 ): Promise<string> {
+  io.setRaw?.(true); // before the prompt, so early keys are never echoed
   (io.prompt ?? io.stderr)(text);
-  io.setRaw?.(true);
   try {
     const bytes: number[] = [];
     for (;;) {

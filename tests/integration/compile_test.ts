@@ -1,0 +1,471 @@
+/**
+ * Integration: `deno task compile` (.ci/compile.ts). Always: its flags, its
+ * one-line failures, and that the permission flags it passes to `deno
+ * compile` (and that land in a binary's metadata) are exactly those of the
+ * `serve` and `client` tasks of deno.json. With a real denort base binary
+ * (`DENORT_BIN`, or one in Deno's cache): the host binaries run the same
+ * session as permissions_test.ts; without one that test is ignored, with the
+ * reason printed.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  binaryName,
+  compileArgs,
+  hostTarget,
+  parseTaskFlags,
+  type Program,
+  TARGETS,
+} from "../../.ci/compile.ts";
+import denoConfig from "../../deno.json" with { type: "json" };
+import { toHex } from "../../lib/bytes.ts";
+import { VERSION } from "../../lib/cli/version.ts";
+import { tempDir } from "../helpers.ts";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const COMPILE_SCRIPT = ".ci/compile.ts";
+const LISTEN_TIMEOUT_MS = 60_000;
+const LISTENING_REGEXP = /^listening on (\S+):(\d+)$/m;
+const TASK_OF: Record<Program, "serve" | "client"> = {
+  server: "serve",
+  client: "client",
+};
+
+/** A task's flags, read plainly: the words between `deno run` and the last. */
+function taskFlags(task: string): string[] {
+  const words = task.split(" ");
+  assert.deepEqual(words.slice(0, 2), ["deno", "run"]);
+  return words.slice(2, -1);
+}
+
+/** `.ci/compile.ts` run as `deno task compile` runs it. */
+const COMPILE_COMMAND = [
+  Deno.execPath(),
+  "run",
+  "--quiet",
+  ...taskFlags(denoConfig.tasks.compile),
+  join(ROOT, COMPILE_SCRIPT),
+];
+
+// Where a denort for the host comes from, or why there is none.
+async function findDenort(): Promise<{ source?: string; reason?: string }> {
+  const denortBin = Deno.env.get("DENORT_BIN");
+  if (denortBin) return { source: `DENORT_BIN "${denortBin}"` };
+  const host = hostTarget();
+  if (host === undefined) {
+    return { reason: `the host ${Deno.build.target} is not a release target` };
+  }
+  const info = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const { denoDir } = JSON.parse(new TextDecoder().decode(info.stdout));
+  const zip = join(
+    String(denoDir),
+    "dl",
+    "release",
+    `v${Deno.version.deno}`,
+    `denort-${host}.zip`,
+  );
+  try {
+    await Deno.stat(zip);
+    return { source: `Deno's cache "${zip}"` };
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    return {
+      reason:
+        `no denort base binary (set DENORT_BIN, or cache ${zip}); dl.deno.land is unreachable here`,
+    };
+  }
+}
+
+const DENORT = await findDenort();
+if (DENORT.reason !== undefined) {
+  console.log(`compile_test: skipped: ${DENORT.reason}`);
+}
+
+Deno.test("compileArgs() passes exactly each task's permission flags to deno compile", () => {
+  for (const program of ["server", "client"] as const) {
+    const flags = taskFlags(denoConfig.tasks[TASK_OF[program]]);
+    for (const target of TARGETS) {
+      assert.deepEqual(compileArgs(program, target, { outDir: "/out" }), [
+        "compile",
+        ...flags,
+        "--target",
+        target,
+        "--output",
+        join("/out", binaryName(program, target)),
+        join(ROOT, `${program}.ts`),
+      ]);
+    }
+  }
+});
+
+Deno.test("the serve and client tasks grant no run, ffi, sys or all", () => {
+  for (const task of [denoConfig.tasks.serve, denoConfig.tasks.client]) {
+    for (const flag of taskFlags(task)) {
+      assert.doesNotMatch(flag, /^(-A|--allow-(all|run|ffi|sys))(=|$)/);
+    }
+    assert.ok(
+      taskFlags(task).includes("--allow-env=DOORMAN_KEY,DOORMAN_PASSWORD"),
+    );
+  }
+});
+
+Deno.test("binaryName() adds .exe for Windows only", () => {
+  assert.equal(
+    binaryName("server", "x86_64-unknown-linux-gnu"),
+    "doorman-server-x86_64-unknown-linux-gnu",
+  );
+  assert.equal(
+    binaryName("client", "aarch64-apple-darwin"),
+    "doorman-client-aarch64-apple-darwin",
+  );
+  assert.equal(
+    binaryName("client", "x86_64-pc-windows-msvc"),
+    "doorman-client-x86_64-pc-windows-msvc.exe",
+  );
+});
+
+Deno.test("parseTaskFlags() rejects tasks that are not deno run, or grant all", () => {
+  assert.deepEqual(
+    parseTaskFlags("deno run --allow-net  --allow-read server.ts", "server.ts"),
+    ["--allow-net", "--allow-read"],
+  );
+  assert.deepEqual(parseTaskFlags("deno run server.ts", "server.ts"), []);
+  for (
+    const task of [
+      "deno run -A server.ts",
+      "deno run --allow-net --allow-all server.ts",
+      "deno test --allow-net server.ts",
+      "deno run --allow-net client.ts",
+      "deno run --allow-net",
+      "node server.ts",
+    ]
+  ) {
+    assert.throws(() => parseTaskFlags(task, "server.ts"), SyntaxError, task);
+  }
+});
+
+Deno.test("compile.ts --help prints the usage and every target", async () => {
+  await using dir = await tempDir();
+  const result = await run(COMPILE_COMMAND, ["--help"], { cwd: dir.path });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^Usage: deno task compile/);
+  for (const target of TARGETS) assert.ok(result.stdout.includes(target));
+});
+
+Deno.test("compile.ts exits 2 with one line for a bad flag or target", async () => {
+  await using dir = await tempDir();
+  for (const args of [["--target", "riscv64"], ["--only", "both"], ["-x"]]) {
+    const result = await run(COMPILE_COMMAND, args, { cwd: dir.path });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^compile: Cannot [^\n]*\n$/);
+  }
+});
+
+Deno.test({
+  name: "compile.ts exits 1 with one line when DENORT_BIN is missing",
+  ignore: hostTarget() === undefined,
+}, async () => {
+  await using dir = await tempDir();
+  const result = await run(
+    COMPILE_COMMAND,
+    ["--out", dir.join("dist")],
+    { cwd: dir.path, env: { DENORT_BIN: dir.join("no-such-denort") } },
+  );
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /^compile: Cannot read DENORT_BIN "[^\n]*\n$/m);
+  assert.doesNotMatch(result.stderr, /backtrace/i);
+});
+
+// Any executable of the host's format serves as the base binary for this
+// check: the binary it yields does not run doorman, but its metadata holds
+// the baked-in permissions. Deno's own executable is at hand.
+Deno.test({
+  name: "compile.ts bakes each task's permissions into the binaries",
+  ignore: hostTarget() === undefined,
+  async fn() {
+    await using dir = await tempDir();
+    const outDir = dir.join("dist");
+    const result = await run(
+      COMPILE_COMMAND,
+      ["--out", outDir],
+      { cwd: dir.path, env: { DENORT_BIN: Deno.execPath() } },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const sums = await Deno.readTextFile(join(outDir, "SHA256SUMS"));
+    const lines = sums.trimEnd().split("\n");
+    assert.equal(lines.length, 2);
+    const host = hostTarget();
+    assert.ok(host);
+    for (const program of ["server", "client"] as const) {
+      const name = binaryName(program, host);
+      const bytes = await Deno.readFile(join(outDir, name));
+      const digest = toHex(
+        new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
+      );
+      assert.ok(lines.includes(`${digest}  ${name}`), sums);
+      const flags = taskFlags(denoConfig.tasks[TASK_OF[program]]);
+      assert.deepEqual(bakedPermissions(bytes), expectedPermissions(flags));
+      assert.equal(bakedNoPrompt(bytes), flags.includes("--no-prompt"));
+    }
+  },
+});
+
+const PERMISSION_KINDS = ["net", "read", "write", "env", "run", "ffi", "sys"];
+
+// The allow_* lists of the first `"permissions":{...}` object in `bytes`.
+function bakedPermissions(bytes: Uint8Array): Record<string, unknown> {
+  const text = new TextDecoder("latin1").decode(bytes);
+  const match = /"permissions":(\{"allow_env"[^{}]*\})/.exec(text);
+  assert.ok(match, "Cannot find the permissions in the binary's metadata");
+  const permissions = JSON.parse(match[1]);
+  return Object.fromEntries(
+    PERMISSION_KINDS.map((kind) => [kind, permissions[`allow_${kind}`]]),
+  );
+}
+
+// Whether the binary's metadata turns permission prompts off.
+function bakedNoPrompt(bytes: Uint8Array): boolean {
+  const text = new TextDecoder("latin1").decode(bytes);
+  const match = /"permissions":\{"allow_env"[^{}]*"prompt":(true|false)/.exec(
+    text,
+  );
+  assert.ok(match, "Cannot find the prompt setting in the binary's metadata");
+  return match[1] === "false";
+}
+
+// What `--allow-KIND[=a,b]` flags become in Deno's metadata: [] for all,
+// the list for a scoped flag, null when not granted.
+function expectedPermissions(flags: string[]): Record<string, unknown> {
+  const expected: Record<string, unknown> = Object.fromEntries(
+    PERMISSION_KINDS.map((kind) => [kind, null]),
+  );
+  for (const flag of flags) {
+    if (flag === "--no-prompt") continue; // checked by bakedNoPrompt()
+    const match = /^--allow-([a-z]+)(?:=(.*))?$/.exec(flag);
+    assert.ok(match, `Cannot read flag ${flag}`);
+    expected[match[1]] = match[2] === undefined ? [] : match[2].split(",");
+  }
+  return expected;
+}
+
+Deno.test({
+  name: "compiled binaries run a whole session on the host",
+  ignore: DENORT.source === undefined,
+  async fn() {
+    await using dir = await tempDir();
+    const outDir = dir.join("dist");
+    const host = hostTarget();
+    assert.ok(host);
+    const build = await run(
+      COMPILE_COMMAND,
+      ["--target", host, "--out", outDir],
+      { cwd: dir.path },
+    );
+    assert.equal(build.code, 0, `${DENORT.source}: ${build.stderr}`);
+    await runSession((program) => [join(outDir, binaryName(program, host))]);
+  },
+});
+
+/** Variables the children keep; the rest (a DOORMAN_KEY of the caller's) go. */
+const PASSED_ENV = [
+  "HOME",
+  "PATH",
+  "DENO_DIR",
+  "XDG_CACHE_HOME",
+  "TMPDIR",
+  "DENORT_BIN",
+];
+
+function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of PASSED_ENV) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function run(
+  [command, ...prefix]: string[],
+  args: string[],
+  options: { cwd: string; stdin?: string; env?: Record<string, string> },
+): Promise<Result> {
+  const child = new Deno.Command(command, {
+    args: [...prefix, ...args],
+    cwd: options.cwd,
+    clearEnv: true,
+    env: childEnv(options.env),
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const output = await child.output();
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
+/** A running server; disposal sends SIGTERM and awaits its exit. */
+interface RunningServer extends AsyncDisposable {
+  readonly port: number;
+  /** Stops the server (SIGTERM) and returns its exit code and output. */
+  stop(): Promise<Result>;
+}
+
+async function startServer(
+  [command, ...prefix]: string[],
+  args: string[],
+  cwd: string,
+): Promise<RunningServer> {
+  const child = new Deno.Command(command, {
+    args: [...prefix, ...args],
+    cwd,
+    clearEnv: true,
+    env: childEnv(),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let stdout = "";
+  let stopped: Promise<Result> | undefined;
+  const stop = () =>
+    stopped ??= (async () => {
+      try {
+        child.kill("SIGTERM");
+      } catch (error) {
+        if (!(error instanceof TypeError)) throw error; // already exited
+      }
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        stdout += r.value;
+      }
+      const [status, text] = await Promise.all([child.status, stderr]);
+      return { code: status.code, stdout, stderr: text };
+    })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no listening line in ${LISTEN_TIMEOUT_MS} ms`)),
+      LISTEN_TIMEOUT_MS,
+    );
+  });
+  try {
+    while (true) {
+      const match = LISTENING_REGEXP.exec(stdout);
+      if (match) {
+        return {
+          port: Number(match[2]),
+          stop,
+          [Symbol.asyncDispose]: async () => void await stop(),
+        };
+      }
+      const read = await Promise.race([reader.read(), timeout]);
+      if (read.done) throw new Error("exited before listening");
+      stdout += read.value;
+    }
+  } catch (error) {
+    const result = await stop();
+    throw new Error(
+      `Cannot start server (exit ${result.code}): ${result.stderr}`,
+      { cause: error },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs the whole session in a new temp dir; `commandFor` gives the command
+ * that starts each program (`deno run ... server.ts`, or a binary).
+ */
+async function runSession(
+  commandFor: (program: Program) => string[],
+): Promise<void> {
+  const server = commandFor("server");
+  const client = commandFor("client");
+  await using dir = await tempDir();
+  const cwd = dir.path;
+
+  const keygen = await run(server, ["keygen"], { cwd });
+  assert.equal(keygen.code, 0, keygen.stderr);
+  const key = await Deno.readTextFile(dir.join("doorman.key"));
+
+  const add = await run(
+    server,
+    ["user", "add", "alice", "--password-stdin", "--iterations", "4096"],
+    { cwd, stdin: "pencil\n" },
+  );
+  assert.equal(add.code, 0, add.stderr);
+  assert.match(await Deno.readTextFile(dir.join("userinfo")), /^alice\|/m);
+  await Deno.writeTextFile(dir.join("password"), "pencil\n");
+
+  await using running = await startServer(
+    server,
+    ["serve", "--port", "0", "--service", "upper"],
+    cwd,
+  );
+  const port = String(running.port);
+
+  const withFiles = await run(client, [
+    "send",
+    "hello",
+    "--port",
+    port,
+    "--key-file",
+    dir.join("doorman.key"),
+    "--user",
+    "alice",
+    "--password-file",
+    dir.join("password"),
+  ], { cwd });
+  assert.equal(withFiles.code, 0, withFiles.stderr);
+  assert.match(withFiles.stdout, /^HELLO$/m);
+
+  // Elsewhere, so that no doorman.key in the working directory stands in.
+  const elsewhere = dir.join("elsewhere");
+  await Deno.mkdir(elsewhere);
+  const withEnv = await run(
+    client,
+    ["send", "hello", "--port", port, "--user", "alice"],
+    { cwd: elsewhere, env: { DOORMAN_KEY: key, DOORMAN_PASSWORD: "pencil" } },
+  );
+  assert.equal(withEnv.code, 0, withEnv.stderr);
+  assert.match(withEnv.stdout, /^HELLO$/m);
+
+  for (const program of ["server", "client"] as const) {
+    const version = await run(commandFor(program), ["--version"], { cwd });
+    assert.equal(version.code, 0, version.stderr);
+    assert.ok(
+      version.stdout.trim().endsWith(` ${VERSION}`),
+      `${program} --version printed ${JSON.stringify(version.stdout)}`,
+    );
+  }
+
+  const stopped = await running.stop();
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.doesNotMatch(stopped.stderr, /pencil|NotCapable|PermissionDenied/);
+  assert.ok(!stopped.stderr.includes(key.trim()), "the key is in the log");
+}
