@@ -155,8 +155,12 @@ export async function handshakeAsClient(
       SERVER_HELLO_BYTES,
       "Server",
     );
-    const serverShare = serverHello.subarray(1 + NONCE_BYTES, 65);
-    const serverProof = serverHello.subarray(65);
+    const proofStart = 1 + NONCE_BYTES + SHARE_BYTES;
+    const serverShare = serverHello.subarray(1 + NONCE_BYTES, proofStart);
+    const serverProof = serverHello.subarray(
+      proofStart,
+      proofStart + PROOF_BYTES,
+    );
     const secret = deriveHandshakeSecret(
       psk,
       keyShareSecret(keyPair.privateKey, serverShare),
@@ -165,7 +169,7 @@ export async function handshakeAsClient(
       preamble,
       hello,
       serverPreamble,
-      serverHello.subarray(0, 65),
+      serverHello.subarray(0, proofStart),
     );
     const expected = computeProof(
       secret,

@@ -13,8 +13,10 @@
  * @module
  */
 
-// Pinned to 1.6.3 in deno.json's import map and locked in deno.lock.
-import { saslprep as prepareWithTables } from "@mongodb-js/saslprep";
+// Pinned inline (and locked in deno.lock) rather than through deno.json's
+// import map, so that programs importing mod.ts from elsewhere resolve it.
+// deno-lint-ignore no-import-prefix
+import { saslprep as prepareWithTables } from "npm:@mongodb-js/saslprep@1.6.3";
 
 /** Options for {@link saslprep}. */
 export interface SaslprepOptions {

@@ -461,7 +461,8 @@ async function runSession(
       peer: who.peer,
       detail: `handler failed: ${describeError(error)}`,
     });
-    session.close("handler error", CloseCode.handlerError);
+    // The message in hand was not handled: close without confirming it.
+    session.terminate("handler error", CloseCode.handlerError);
   }
   await session.settle();
   ctx.sessions.delete(session);

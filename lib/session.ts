@@ -212,7 +212,9 @@ export class Session implements AsyncIterable<IncomingMessage> {
     if (!this.#end && !this.#closing) {
       this.#closing = { code, reason };
       // Not inside a message: nothing to wait for.
-      if (this.#receiving || !this.#current) this.#finish(code, reason);
+      if (this.#receiving || !this.#current || this.#current.confirmed) {
+        this.#finish(code, reason);
+      }
     }
     return this.#closed;
   }

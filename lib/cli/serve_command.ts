@@ -8,7 +8,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import { resolvePsk } from "../key_file.ts";
 import { parseAddressList } from "../limits.ts";
@@ -131,15 +130,20 @@ export async function runServeCommand(
   const users = values.anonymous ? null : await UserStore.open(values.users, {
     onEvent: (event) => logger.log(event),
   });
+  // Listen for signals before announcing readiness: a script may send
+  // SIGTERM as soon as it reads the "listening on" line.
+  const signals = listenForSignals(users);
   try {
     users?.watch();
     const server = serve({ ...options, psk: key.psk, users }, service());
     const { hostname, port } = server.addr;
     io.stdout(`listening on ${hostname}:${port}`);
     if (users) await warnAboutDemoUser(users, hostname, logger);
-    await untilSignal(server, users);
+    await signals.stopped;
+    await server.shutdown();
     return 0;
   } finally {
+    signals.remove();
     users?.close();
   }
 }
@@ -183,12 +187,12 @@ function validExempt(entries: string[]): string[] {
   return entries;
 }
 
-/** Waits for SIGINT/SIGTERM (shutdown) while SIGHUP reloads the users. */
-async function untilSignal(
-  server: { shutdown(): Promise<void> },
-  users: UserStore | null,
-): Promise<void> {
-  const { promise: stop, resolve } = Promise.withResolvers<void>();
+/**
+ * Installs the signal listeners: SIGINT/SIGTERM resolve `stopped`, SIGHUP
+ * reloads the users. `remove()` uninstalls them.
+ */
+function listenForSignals(users: UserStore | null) {
+  const { promise: stopped, resolve } = Promise.withResolvers<void>();
   const listeners: [Deno.Signal, () => void][] = [
     ["SIGINT", resolve],
     ["SIGTERM", resolve],
@@ -202,11 +206,12 @@ async function untilSignal(
       return false; // Not every signal exists on every platform (Windows).
     }
   });
-  await stop;
-  for (const [signal, listener] of added) {
-    Deno.removeSignalListener(signal, listener);
-  }
-  await server.shutdown();
+  const remove = () => {
+    for (const [signal, listener] of added) {
+      Deno.removeSignalListener(signal, listener);
+    }
+  };
+  return { stopped, remove };
 }
 
 const DEMO_PASSWORD = "123456";
