@@ -63,6 +63,13 @@ export interface UserDirectory {
     password: string,
     options?: { iterations?: number },
   ): Promise<boolean>;
+  /**
+   * The iteration count most real verifiers use, given to the fake
+   * verifiers of unknown names so that they look alike.
+   *
+   * @returns The count, or `null` (then the login option is used).
+   */
+  typicalIterations?(): number | null;
 }
 
 /** Options of {@link loginAsClient}. */
@@ -166,7 +173,11 @@ export async function loginAsServer(
       return await legacyLogin(channel, users, { ...options, user, known });
     }
     const verifier: ScramVerifier = known?.scram ??
-      fakeScramVerifier(options.fakeSaltKey, user, options.iterations);
+      fakeScramVerifier(
+        options.fakeSaltKey,
+        user,
+        users.typicalIterations?.() ?? options.iterations,
+      );
     sendStep(channel, LoginStep.serverFirst, scram.serverFirst(verifier));
     const final = await receiveStep(channel, "client");
     expectStep(final, LoginStep.clientFinal);

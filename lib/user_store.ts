@@ -181,6 +181,29 @@ export class UserStore {
   }
 
   /**
+   * The most common iteration count among the SCRAM users, so that fake
+   * verifiers for unknown names look like real ones.
+   *
+   * @returns The count, or `null` when no user has a SCRAM verifier.
+   * @example Usage
+   * ```ts ignore
+   * const iterations = store.typicalIterations() ?? 600_000;
+   * ```
+   */
+  typicalIterations(): number | null {
+    const counts = new Map<number, number>();
+    let best: number | null = null;
+    for (const verifier of this.#users.values()) {
+      if (verifier.kind !== "scram-sha-256") continue;
+      const iterations = verifier.scram.iterations;
+      const count = (counts.get(iterations) ?? 0) + 1;
+      counts.set(iterations, count);
+      if (best === null || count > (counts.get(best) ?? 0)) best = iterations;
+    }
+    return best;
+  }
+
+  /**
    * Re-reads the file. On success emits `users_loaded`; on any failure
    * keeps the last good copy and emits `users_reload_failed`. Never throws.
    *

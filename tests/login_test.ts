@@ -184,6 +184,19 @@ Deno.test("loginAsServer() answers an unknown user with a server-first shaped li
   assert.notDeepEqual(other.salt, unknown.salt);
 });
 
+Deno.test("loginAsServer() gives unknown users the iteration count real users have, not its own option", async () => {
+  const users = await directory({ alex: "correct horse" });
+  const typical = { ...users, typicalIterations: () => TEST_ITERATIONS };
+  await using pair = await channelPair();
+  const options = { ...SERVER_OPTIONS, iterations: 600_000 };
+  const serving = loginAsServer(pair.server, typical, options);
+  serving.catch(() => {});
+  const unknown = parseServerFirst(await serverFirstFor(pair.client, "nobody"));
+  pair.client.abort();
+  await assert.rejects(serving);
+  assert.equal(unknown.iterations, TEST_ITERATIONS);
+});
+
 Deno.test("loginAsServer() runs the legacy md5 exchange and asks for the upgrade", async () => {
   const users = await directory({}, { old: "old password" });
   const { server, client } = await login(users, "old", "old password", {

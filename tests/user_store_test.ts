@@ -9,6 +9,7 @@ import {
   type UserStoreEvent,
 } from "../lib/user_store.ts";
 import {
+  formatScramVerifier,
   formatUserinfo,
   legacyMd5Hex,
   setUser,
@@ -183,4 +184,33 @@ Deno.test("UserStore.upgradeLegacy() changes nothing if the line changed on disk
     false,
   );
   assert.equal(await Deno.readTextFile(files.path), replaced);
+});
+
+Deno.test("UserStore.typicalIterations() is the most common SCRAM count, null without SCRAM users", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/userinfo`;
+    const line = async (name: string, iterations: number) =>
+      `${name}|${
+        formatScramVerifier(await createScramVerifier("pw", { iterations }))
+      }`;
+    await Deno.writeTextFile(
+      path,
+      [
+        await line("a", 4096),
+        await line("b", 5000),
+        await line("c", 5000),
+        "d|94e4ccf5e2749b0bfe0428603738c0f9",
+      ].join("\n") + "\n",
+    );
+    const store = await UserStore.open(path);
+    assert.equal(store.typicalIterations(), 5000);
+    store.close();
+    await Deno.writeTextFile(path, "d|94e4ccf5e2749b0bfe0428603738c0f9\n");
+    const legacyOnly = await UserStore.open(path);
+    assert.equal(legacyOnly.typicalIterations(), null);
+    legacyOnly.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
