@@ -75,6 +75,7 @@ export class Channel {
   #receiveKey: Uint8Array;
   #sendNonce = new Uint8Array(RECORD_NONCE_BYTES);
   #receiveNonce = new Uint8Array(RECORD_NONCE_BYTES);
+  #receiveHeader = new Uint8Array(FRAME_HEADER_BYTES);
   #sendCounter = 0;
   #receiveCounter = 0;
   #maxRecordBytes: number;
@@ -138,7 +139,7 @@ export class Channel {
       this.#receiveKey,
       nextNonce(this.#receiveNonce, this.#receiveCounter++),
       frame,
-      lengthHeader(frame.length),
+      writeLength(this.#receiveHeader, frame.length),
     );
     if (plaintext === null || plaintext.length === 0) {
       throw new ProtocolError(
@@ -169,12 +170,12 @@ export class Channel {
     let length = 1 + TAG_BYTES;
     for (const part of parts) length += part.length;
     const frame = new Uint8Array(FRAME_HEADER_BYTES + length);
-    const header = lengthHeader(length);
-    frame.set(header);
+    const header = writeLength(frame.subarray(0, FRAME_HEADER_BYTES), length);
+    parts.unshift(kindByte(kind));
     sealInto(
       this.#sendKey,
       nextNonce(this.#sendNonce, this.#sendCounter++),
-      [Uint8Array.of(kind), ...parts],
+      parts,
       header,
       frame,
       FRAME_HEADER_BYTES,
@@ -264,18 +265,24 @@ export function openChannel(
   return new Channel(framed, keys, options);
 }
 
-/** Removes and joins queued frames, up to about 256 KiB per write. */
+/** Frames from this size on are written alone rather than copied into a batch. */
+const LARGE_FRAME_BYTES = 16 * 1024;
+
+/**
+ * Removes the next write from the queue: a large frame alone, or small
+ * frames joined into one buffer of at most 256 KiB (one syscall for many
+ * records, without copying large ones).
+ */
 function takeBatch(pending: Uint8Array[]): Uint8Array {
-  if (pending.length === 1 || pending[0].length >= MAX_BATCH_BYTES) {
-    return pending.shift()!;
-  }
   let count = 0;
   let length = 0;
   while (
-    count < pending.length && length + pending[count].length <= MAX_BATCH_BYTES
+    count < pending.length && pending[count].length < LARGE_FRAME_BYTES &&
+    length + pending[count].length <= MAX_BATCH_BYTES
   ) {
     length += pending[count++].length;
   }
+  if (count <= 1) return pending.shift() as Uint8Array;
   const batch = new Uint8Array(length);
   let offset = 0;
   for (const frame of pending.splice(0, count)) {
@@ -293,13 +300,25 @@ function nextNonce(nonce: Uint8Array, counter: number): Uint8Array {
   return nonce;
 }
 
-function lengthHeader(length: number): Uint8Array {
-  return Uint8Array.of(
-    length >>> 24,
-    (length >>> 16) & 0xff,
-    (length >>> 8) & 0xff,
-    length & 0xff,
-  );
+/** Writes `length` big-endian into the 4 bytes of `header`. */
+function writeLength(header: Uint8Array, length: number): Uint8Array {
+  header[0] = length >>> 24;
+  header[1] = (length >>> 16) & 0xff;
+  header[2] = (length >>> 8) & 0xff;
+  header[3] = length & 0xff;
+  return header;
+}
+
+// One shared read-only byte per record kind, so sending allocates none.
+const KIND_BYTES = Array.from(
+  { length: 256 },
+  (_, kind) => Uint8Array.of(kind),
+);
+
+function kindByte(kind: number): Uint8Array {
+  const byte = KIND_BYTES[kind];
+  if (!byte) throw new RangeError(`Cannot send record kind ${kind}`);
+  return byte;
 }
 
 function parseClose(body: Uint8Array): CloseInfo {

@@ -21,13 +21,19 @@ export interface ByteSink {
   write(bytes: Uint8Array): Promise<number>;
 }
 
-const INITIAL_BUFFER_BYTES = 2048;
-const MAX_BUFFER_BYTES = 64 * 1024;
+// 512 bytes hold every message before login (the pre-login frame limit),
+// so an idle connection keeps only that; 256 KiB hold several 64 KiB
+// records, so bulk transfers read them without an allocation of their own.
+const INITIAL_BUFFER_BYTES = 512;
+const MAX_BUFFER_BYTES = 256 * 1024;
+// After this many reads that used under 1/16 of a grown buffer, it shrinks.
+const QUIET_READS_BEFORE_SHRINK = 16;
 
 /**
  * Reads frames and raw bytes from a stream through one growing buffer. The
- * buffer starts small, so an idle connection costs little, and doubles (up to
- * 64 KiB) whenever a read fills it, so busy connections make few reads.
+ * buffer starts small, so an idle connection costs little, doubles (up to
+ * 256 KiB) whenever a read fills it, so busy connections make few reads, and
+ * shrinks back once traffic is light again.
  * State (the buffered bytes) spans calls, hence a class.
  */
 export class FrameReader {
@@ -35,6 +41,7 @@ export class FrameReader {
   #buffer = new Uint8Array(INITIAL_BUFFER_BYTES);
   #start = 0;
   #end = 0;
+  #quietReads = 0;
 
   constructor(source: ByteSource) {
     this.#source = source;
@@ -70,7 +77,10 @@ export class FrameReader {
    * @throws {ConnectionError} If reading fails.
    */
   async readFrame(maxBytes: number): Promise<Uint8Array | null> {
-    if (!(await this.#fill(FRAME_HEADER_BYTES, "frame"))) return null;
+    // Frames already buffered are taken without awaiting a read.
+    if (this.#end - this.#start < FRAME_HEADER_BYTES) {
+      if (!(await this.#fill(FRAME_HEADER_BYTES, "frame"))) return null;
+    }
     const buffer = this.#buffer;
     const start = this.#start;
     const length = ((buffer[start] << 24) | (buffer[start + 1] << 16) |
@@ -82,7 +92,9 @@ export class FrameReader {
     }
     this.#start += FRAME_HEADER_BYTES;
     if (length > this.#buffer.length) return await this.#readLarge(length);
-    await this.#fill(length, "frame", true);
+    if (this.#end - this.#start < length) {
+      await this.#fill(length, "frame", true);
+    }
     const payload = this.#buffer.subarray(this.#start, this.#start + length);
     this.#start += length;
     return payload;
@@ -108,6 +120,7 @@ export class FrameReader {
    */
   async #fill(n: number, unit: string, inside = false): Promise<boolean> {
     if (this.#end - this.#start >= n) return true;
+    if (this.#start === this.#end) this.#maybeShrink();
     if (this.#buffer.length - this.#start < n) this.#compact(n);
     while (this.#end - this.#start < n) {
       const got = this.#end - this.#start;
@@ -118,9 +131,26 @@ export class FrameReader {
         throw this.#endedInside(unit, got, n);
       }
       this.#end += read;
-      if (read === target.length) this.#grow();
+      if (read === target.length) {
+        this.#quietReads = 0;
+        this.#grow();
+      } else if (read < this.#buffer.length / 16) {
+        this.#quietReads++;
+      }
     }
     return true;
+  }
+
+  /** An empty, grown buffer that has seen only small reads goes back. */
+  #maybeShrink(): void {
+    if (
+      this.#buffer.length > INITIAL_BUFFER_BYTES &&
+      this.#quietReads >= QUIET_READS_BEFORE_SHRINK
+    ) {
+      this.#buffer = new Uint8Array(INITIAL_BUFFER_BYTES);
+      this.#start = this.#end = 0;
+      this.#quietReads = 0;
+    }
   }
 
   #compact(needed: number): void {

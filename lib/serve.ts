@@ -376,16 +376,41 @@ async function handleConnection(
   ctx.logger.log({ event: "accepted", conn: id, peer });
   conn.setNoDelay(true);
   ctx.starting.add(conn);
+  let established = false;
+  try {
+    const start = await authenticate(conn, { id, peer, address }, ctx);
+    if (!start) return;
+    ctx.starting.delete(conn);
+    ctx.gate.established();
+    established = true;
+    await runSession(start.channel, { id, peer, user: start.user, conn }, ctx);
+  } finally {
+    ctx.starting.delete(conn);
+    ctx.gate.release({ established });
+  }
+}
+
+/**
+ * Handshake then login, under one deadline. Its own function so that the
+ * deadline, timer and handshake state are released once the session runs.
+ *
+ * @returns The channel and user, or `null` once the connection was refused
+ *   (logged, penalised and closed).
+ */
+async function authenticate(
+  conn: Deno.TcpConn,
+  who: { id: number; peer: string; address: string },
+  ctx: Context,
+): Promise<{ channel: Channel; user: string | null } | null> {
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), ctx.options.loginTimeoutMs);
   const framed = { conn, reader: new FrameReader(conn) };
   let channel: Channel | null = null;
-  let established = false;
   try {
     const keys = await handshakeAsServer(framed, ctx.options.psk, {
       signal: deadline.signal,
     });
-    ctx.logger.log({ event: "authenticated", conn: id, peer });
+    ctx.logger.log({ event: "authenticated", conn: who.id, peer: who.peer });
     channel = openChannel(framed, keys, { role: "server" });
     const user = ctx.users
       ? await loginAsServer(channel, ctx.users, {
@@ -395,22 +420,22 @@ async function handleConnection(
         delayFor: (name) => ctx.userPenalties.delayFor(`user:${name}`),
       })
       : null;
-    clearTimeout(timer);
     if (user !== null) {
-      ctx.logger.log({ event: "login_succeeded", conn: id, peer, user });
+      ctx.logger.log({
+        event: "login_succeeded",
+        conn: who.id,
+        peer: who.peer,
+        user,
+      });
     }
     channel.maxRecordBytes = ctx.options.maxMessageBytes +
       RECORD_OVERHEAD_BYTES;
-    ctx.starting.delete(conn);
-    ctx.gate.established();
-    established = true;
-    await runSession(channel, { id, peer, user, conn }, ctx);
+    return { channel, user };
   } catch (error) {
-    await rejectConnection(error, { id, peer, address, channel, conn }, ctx);
+    await rejectConnection(error, { ...who, channel, conn }, ctx);
+    return null;
   } finally {
     clearTimeout(timer);
-    ctx.starting.delete(conn);
-    ctx.gate.release({ established });
   }
 }
 

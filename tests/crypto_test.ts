@@ -3,7 +3,6 @@ import { concatBytes, fromHex, toHex, utf8 } from "../lib/bytes.ts";
 import {
   constantTimeEqual,
   generateX25519,
-  hkdf,
   hkdfExpand,
   hkdfExtract,
   hmacSha256,
@@ -50,11 +49,6 @@ Deno.test("hkdfExtract() and hkdfExpand() match RFC 5869 test case 1", () => {
   // Shorter outputs are prefixes; 32 bytes is one HMAC block.
   assert.equal(toHex(hkdfExpand(extracted, info, 32)), okm.slice(0, 64));
   assert.equal(hkdfExpand(extracted, info, 0).length, 0);
-});
-
-Deno.test("hkdf() matches RFC 5869 test case 1", () => {
-  const { ikm, salt, info, okm } = HKDF_CASE_1;
-  assert.equal(toHex(hkdf(ikm, salt, info, 42)), okm);
 });
 
 Deno.test("pbkdf2Sha256() matches RFC 7914 section 11 (first 32 bytes)", async () => {

@@ -25,9 +25,11 @@ import type { SessionHandler } from "../serve.ts";
  */
 export function createChatService(): SessionHandler {
   const members = new Set<Session>();
+  const encoder = new TextEncoder();
   const broadcast = (from: Session, line: string) => {
+    const bytes = encoder.encode(line); // once, not once per member
     for (const member of members) {
-      if (member !== from) member.send(line);
+      if (member !== from) member.send(bytes);
     }
   };
   return async function chatService(session: Session): Promise<void> {
