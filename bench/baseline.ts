@@ -1,9 +1,9 @@
 /**
  * The bench's baseline, the limit on this machine: plain `Deno.listen` /
  * `Deno.connect` with doorman's 4-byte length framing (`lib/framing.ts`) and
- * no handshake, login or encryption. Writes are coalesced the way
- * `lib/channel.ts` does it (frames queued while a write is in flight leave
- * together, up to 256 KiB), so the comparison isolates doorman's own cost.
+ * no handshake, login or encryption. Writes are coalesced by the same
+ * `takeWriteBatch` as `lib/channel.ts` (small frames queued while a write is
+ * in flight leave together), so the comparison isolates doorman's own cost.
  *
  * Services mirror the doorman ones: `echo` answers each frame with itself,
  * `sink` with an empty frame (the ack), `chat` forwards each frame to every
@@ -15,14 +15,18 @@
  * @module
  */
 
-import { encodeFrame, FrameReader, writeAll } from "../lib/framing.ts";
+import {
+  encodeFrame,
+  FrameReader,
+  takeWriteBatch,
+  writeAll,
+} from "../lib/framing.ts";
 
 /** What a bench server does with each message. */
 export type ServiceName = "echo" | "sink" | "chat";
 
 /** Largest frame the baseline accepts: the bulk workload's 64 KiB and more. */
 export const MAX_RAW_FRAME_BYTES = 1024 * 1024;
-const MAX_BATCH_BYTES = 256 * 1024;
 const EMPTY_FRAME = new Uint8Array(4);
 
 /**
@@ -52,7 +56,7 @@ export class FrameWriter {
   async #pump(): Promise<void> {
     try {
       while (this.#pending.length > 0) {
-        await writeAll(this.#conn, takeBatch(this.#pending));
+        await writeAll(this.#conn, takeWriteBatch(this.#pending));
       }
     } catch (error) {
       this.#error = error instanceof Error ? error : new Error(String(error));
@@ -61,26 +65,6 @@ export class FrameWriter {
       this.#writing = false;
     }
   }
-}
-
-function takeBatch(pending: Uint8Array[]): Uint8Array {
-  if (pending.length === 1 || pending[0].length >= MAX_BATCH_BYTES) {
-    return pending.shift() as Uint8Array;
-  }
-  let count = 0;
-  let length = 0;
-  while (
-    count < pending.length && length + pending[count].length <= MAX_BATCH_BYTES
-  ) {
-    length += pending[count++].length;
-  }
-  const batch = new Uint8Array(length);
-  let offset = 0;
-  for (const frame of pending.splice(0, count)) {
-    batch.set(frame, offset);
-    offset += frame.length;
-  }
-  return batch;
 }
 
 /** A running baseline server. */

@@ -19,7 +19,7 @@ import {
   KeyRejectedError,
   ProtocolError,
 } from "./errors.ts";
-import { writeAll } from "./framing.ts";
+import { takeWriteBatch, writeAll } from "./framing.ts";
 import type { FramedConn, SessionKeys } from "./handshake.ts";
 import {
   type CloseCodeValue,
@@ -62,7 +62,6 @@ export interface ChannelOptions {
   maxRecordBytes?: number;
 }
 
-const MAX_BATCH_BYTES = 256 * 1024;
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
 
 /**
@@ -236,7 +235,7 @@ export class Channel {
   async #pump(): Promise<void> {
     try {
       while (this.#pending.length > 0) {
-        const batch = takeBatch(this.#pending);
+        const batch = takeWriteBatch(this.#pending);
         await writeAll(this.#framed.conn, batch);
         this.#pendingBytes -= batch.length;
       }
@@ -263,33 +262,6 @@ export function openChannel(
   options: ChannelOptions,
 ): Channel {
   return new Channel(framed, keys, options);
-}
-
-/** Frames from this size on are written alone rather than copied into a batch. */
-const LARGE_FRAME_BYTES = 16 * 1024;
-
-/**
- * Removes the next write from the queue: a large frame alone, or small
- * frames joined into one buffer of at most 256 KiB (one syscall for many
- * records, without copying large ones).
- */
-function takeBatch(pending: Uint8Array[]): Uint8Array {
-  let count = 0;
-  let length = 0;
-  while (
-    count < pending.length && pending[count].length < LARGE_FRAME_BYTES &&
-    length + pending[count].length <= MAX_BATCH_BYTES
-  ) {
-    length += pending[count++].length;
-  }
-  if (count <= 1) return pending.shift() as Uint8Array;
-  const batch = new Uint8Array(length);
-  let offset = 0;
-  for (const frame of pending.splice(0, count)) {
-    batch.set(frame, offset);
-    offset += frame.length;
-  }
-  return batch;
 }
 
 /** Writes `counter` big-endian into the last 8 bytes of `nonce`. */

@@ -33,7 +33,7 @@ import {
   type KeyObject,
   timingSafeEqual,
 } from "node:crypto";
-import { concatBytes } from "./bytes.ts";
+import { concatBytes, fromHex } from "./bytes.ts";
 import { TAG_BYTES } from "./protocol.ts";
 
 /** `n` bytes from the system's CSPRNG. */
@@ -134,38 +134,8 @@ export function constantTimeEqual(
 }
 
 // DER prefixes that wrap a raw 32-byte X25519 key (RFC 8410).
-const X25519_PKCS8_PREFIX = new Uint8Array([
-  0x30,
-  0x2e,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x6e,
-  0x04,
-  0x22,
-  0x04,
-  0x20,
-]);
-const X25519_SPKI_PREFIX = new Uint8Array([
-  0x30,
-  0x2a,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x6e,
-  0x03,
-  0x21,
-  0x00,
-]);
+const X25519_PKCS8_PREFIX = fromHex("302e020100300506032b656e04220420");
+const X25519_SPKI_PREFIX = fromHex("302a300506032b656e032100");
 
 /** An ephemeral X25519 key pair; `publicKey` is the raw 32-byte share. */
 export interface X25519KeyPair {

@@ -210,3 +210,32 @@ export function encodeFrame(payload: Uint8Array): Uint8Array {
   frame.set(payload, FRAME_HEADER_BYTES);
   return frame;
 }
+
+/** Frames from this size on are written alone rather than copied into a batch. */
+const LARGE_FRAME_BYTES = 16 * 1024;
+/** Most bytes joined into one write. */
+const MAX_BATCH_BYTES = 256 * 1024;
+
+/**
+ * Removes the next write from the queue: a large frame alone, or small
+ * frames joined into one buffer of at most 256 KiB (one syscall for many
+ * records, without copying large ones).
+ */
+export function takeWriteBatch(pending: Uint8Array[]): Uint8Array {
+  let count = 0;
+  let length = 0;
+  while (
+    count < pending.length && pending[count].length < LARGE_FRAME_BYTES &&
+    length + pending[count].length <= MAX_BATCH_BYTES
+  ) {
+    length += pending[count++].length;
+  }
+  if (count <= 1) return pending.shift() as Uint8Array;
+  const batch = new Uint8Array(length);
+  let offset = 0;
+  for (const frame of pending.splice(0, count)) {
+    batch.set(frame, offset);
+    offset += frame.length;
+  }
+  return batch;
+}
