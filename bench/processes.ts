@@ -127,22 +127,15 @@ export async function startBenchServer(
     await stdin.close().catch(() => {});
     await waitOrKill(child);
   };
-  try {
-    const port = parseListening(await lines.next(START_TIMEOUT_MS));
-    return {
-      pid: child.pid,
-      port,
-      async stats(statsOptions = {}) {
-        await stdin.write(encoder.encode(statsOptions.gc ? "gc\n" : "stats\n"));
-        const reply = JSON.parse(await lines.next(STOP_TIMEOUT_MS));
-        return { rss: reply.rss, cpuUs: reply.cpuUs, heapUsed: reply.heapUsed };
-      },
-      [Symbol.asyncDispose]: stop,
-    };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  return await readyChild(child, {
+    ready: async () => parseListening(await lines.next(START_TIMEOUT_MS)),
+    async stats(statsOptions = {}) {
+      await stdin.write(encoder.encode(statsOptions.gc ? "gc\n" : "stats\n"));
+      const reply = JSON.parse(await lines.next(STOP_TIMEOUT_MS));
+      return { rss: reply.rss, cpuUs: reply.cpuUs, heapUsed: reply.heapUsed };
+    },
+    stop,
+  });
 }
 
 /**
@@ -166,18 +159,11 @@ export async function startListeningProgram(
     await child.stdin.close().catch(() => {});
     await waitOrKill(child);
   };
-  try {
-    const port = parseListening(await lines.next(START_TIMEOUT_MS));
-    return {
-      pid: child.pid,
-      port,
-      stats: () => procStats([child.pid]),
-      [Symbol.asyncDispose]: stop,
-    };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  return await readyChild(child, {
+    ready: async () => parseListening(await lines.next(START_TIMEOUT_MS)),
+    stats: () => procStats([child.pid]),
+    stop,
+  });
 }
 
 /** Starts a program that prints nothing, then waits until `port` accepts. */
@@ -192,17 +178,37 @@ export async function startSilentProgram(
     stdout: "null",
     stderr: "inherit",
   }).spawn();
-  const stop = () => waitOrKill(child, { kill: true });
+  return await readyChild(child, {
+    ready: async () => {
+      await waitForPort(port, START_TIMEOUT_MS);
+      return port;
+    },
+    stats: () => procStats([child.pid]),
+    stop: () => waitOrKill(child, { kill: true }),
+  });
+}
+
+/**
+ * `child` as a {@link Child} once `ready` gives the port it listens on;
+ * stopped with `stop` on disposal, or at once if `ready` fails.
+ */
+async function readyChild(
+  child: Deno.ChildProcess,
+  how: {
+    ready: () => Promise<number>;
+    stats: Child["stats"];
+    stop: () => Promise<void>;
+  },
+): Promise<Child> {
   try {
-    await waitForPort(port, START_TIMEOUT_MS);
     return {
       pid: child.pid,
-      port,
-      stats: () => procStats([child.pid]),
-      [Symbol.asyncDispose]: stop,
+      port: await how.ready(),
+      stats: how.stats,
+      [Symbol.asyncDispose]: how.stop,
     };
   } catch (error) {
-    await stop();
+    await how.stop();
     throw error;
   }
 }

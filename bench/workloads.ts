@@ -115,19 +115,22 @@ export async function handshakes(
   return { ops, bytes: 0, elapsedMs: performance.now() - start };
 }
 
+/** What {@link drive} keeps outstanding and for how long. */
+interface DriveOptions {
+  /** Requests outstanding on each connection. */
+  window: number;
+  durationMs: number;
+  payload: Uint8Array;
+  hooks?: MeasureHooks;
+}
+
 /**
  * Round trips on `connections` connections with `window` requests
  * outstanding on each (1: strict request/response; more: pipelined).
  */
 export async function roundTrips(
   dial: Dial,
-  options: {
-    connections: number;
-    window: number;
-    durationMs: number;
-    payload: Uint8Array;
-    hooks?: MeasureHooks;
-  },
+  options: DriveOptions & { connections: number },
 ): Promise<Count> {
   const links = await openLinks(dial, options.connections);
   try {
@@ -143,12 +146,7 @@ export async function roundTrips(
  */
 export async function bulk(
   dial: Dial,
-  options: {
-    window: number;
-    durationMs: number;
-    payload: Uint8Array;
-    hooks?: MeasureHooks;
-  },
+  options: DriveOptions,
 ): Promise<Count> {
   const links = await openLinks(dial, 1);
   try {
@@ -161,12 +159,7 @@ export async function bulk(
 
 async function drive(
   links: Link[],
-  options: {
-    window: number;
-    durationMs: number;
-    payload: Uint8Array;
-    hooks?: MeasureHooks;
-  },
+  options: DriveOptions,
 ): Promise<Count> {
   await options.hooks?.start();
   let ops = 0;

@@ -15,12 +15,9 @@ import {
   readUntilClosed,
   startTestServer,
   type TestServer,
+  text,
   waitFor,
 } from "./fixtures/server_fixture.ts";
-
-const decoder = new TextDecoder();
-const text = (bytes: Uint8Array | null) =>
-  bytes === null ? null : decoder.decode(bytes);
 
 /** How a connection attempt ended: connected, or the error class name. */
 async function attempt(

@@ -150,7 +150,11 @@ export function parseClientArgs(
   args: string[],
   options: { stdinIsTerminal: boolean },
 ): ClientCommand {
-  const { values, positionals } = parseFlags(args, OPTIONS, "client", true);
+  const { values, positionals } = parseFlags(args, OPTIONS, {
+    command: "client",
+    help: "client.ts --help",
+    allowPositionals: true,
+  });
   const [command, ...messages] = positionals;
   const send = command === "send";
   if (values.help) return { ...DEFAULTS, mode: send ? "send-help" : "help" };

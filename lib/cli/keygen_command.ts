@@ -8,8 +8,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
+import { parseFlags } from "./flags.ts";
 import { DEFAULT_KEY_FILE, writeNewKeyFile } from "../key_file.ts";
 
 /** Where the command writes its output. */
@@ -68,49 +68,13 @@ interface KeygenFlags {
 }
 
 function parseKeygenArgs(args: string[]): KeygenFlags {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        out: { type: "string", default: DEFAULT_KEY_FILE },
-        force: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(
-      `Cannot parse keygen arguments: ${
-        describeParseError(error)
-      }; see "server.ts keygen --help"`,
-    );
-  }
+  const { values } = parseFlags(args, {
+    out: { type: "string", default: DEFAULT_KEY_FILE },
+    force: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  }, { command: "keygen", help: "server.ts keygen --help" });
   if (values.out === "") {
     throw new UsageError("Cannot use --out: the path is empty");
   }
   return { out: values.out, force: values.force, help: values.help };
-}
-
-/** A short reason for a `parseArgs` error, naming the argument at fault. */
-function describeParseError(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  const code = error instanceof Error && "code" in error
-    ? error.code
-    : undefined;
-  const quoted = /'([^']*)'/.exec(message)?.[1] ?? "";
-  const flag = /--[A-Za-z][\w-]*/.exec(quoted)?.[0] ?? quoted;
-  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-    return `unknown flag ${JSON.stringify(quoted)}`;
-  }
-  if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
-    return `unexpected argument ${JSON.stringify(quoted)}`;
-  }
-  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-    return message.includes("does not take an argument")
-      ? `flag ${JSON.stringify(flag)} takes no value`
-      : `flag ${JSON.stringify(flag)} needs a value`;
-  }
-  return message.split("\n")[0];
 }

@@ -100,7 +100,10 @@ export async function runServeCommand(
   args: string[],
   io: CommandIo,
 ): Promise<number> {
-  const { values } = parseFlags(args, OPTIONS, "serve");
+  const { values } = parseFlags(args, OPTIONS, {
+    command: "serve",
+    help: "server.ts serve --help",
+  });
   if (values.help) {
     io.stdout(SERVE_USAGE);
     return 0;

@@ -11,7 +11,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import {
   createScramVerifier,
@@ -28,6 +27,7 @@ import {
   validateUserName,
 } from "../userinfo.ts";
 import type { CommandIo } from "./command_io.ts";
+import { parseFlags } from "./flags.ts";
 import { PASSWORD_ENV, readPassword } from "./password_prompt.ts";
 
 /** The userinfo file used when `--users` is not given. */
@@ -133,7 +133,11 @@ async function setPasswordCommand(
   io: CommandIo,
 ): Promise<number> {
   const adding = command === "add";
-  const { values, positionals } = parseFlags(command, args, PASSWORD_OPTIONS);
+  const { values, positionals } = parseUserFlags(
+    command,
+    args,
+    PASSWORD_OPTIONS,
+  );
   if (values.help) {
     io.stdout(commandUsage(
       `${command} NAME`,
@@ -178,7 +182,7 @@ async function setPasswordCommand(
 }
 
 async function deleteCommand(args: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseFlags("del", args, PLAIN_OPTIONS);
+  const { values, positionals } = parseUserFlags("del", args, PLAIN_OPTIONS);
   if (values.help) {
     io.stdout(commandUsage("del NAME", "Delete a user."));
     return 0;
@@ -197,7 +201,7 @@ async function deleteCommand(args: string[], io: CommandIo): Promise<number> {
 }
 
 async function listCommand(args: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseFlags("list", args, PLAIN_OPTIONS);
+  const { values, positionals } = parseUserFlags("list", args, PLAIN_OPTIONS);
   if (values.help) {
     io.stdout(commandUsage(
       "list",
@@ -229,33 +233,16 @@ async function listCommand(args: string[], io: CommandIo): Promise<number> {
 
 type Options = typeof PASSWORD_OPTIONS | typeof PLAIN_OPTIONS;
 
-function parseFlags<T extends Options>(
+function parseUserFlags<T extends Options>(
   command: string,
   args: string[],
   options: T,
 ) {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: true });
-  } catch (error) {
-    // No cause: describeError would append node:util's long text again.
-    throw new UsageError(
-      `Cannot run "user ${command}": ${describeParseError(error)}`,
-    );
-  }
-}
-
-// node:util's messages run to several sentences; keep the one fact.
-function describeParseError(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  const flag = /'(-[^' ]*)/.exec(message)?.[1];
-  const code = error instanceof Error && "code" in error ? error.code : null;
-  if (flag && code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-    return `unknown option ${JSON.stringify(flag)}`;
-  }
-  if (flag && code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-    return `option ${JSON.stringify(flag)} needs a value`;
-  }
-  return message.split("\n")[0];
+  return parseFlags(args, options, {
+    command: `user ${command}`,
+    help: `server.ts user ${command} --help`,
+    allowPositionals: true,
+  });
 }
 
 function parseName(command: string, positionals: string[]): string {

@@ -207,9 +207,9 @@ Deno.test("runUserCommand() rejects usage mistakes with a one-line UsageError", 
     [["frobnicate"], /unknown command "frobnicate"/],
     [["add"], /missing NAME/],
     [["add", "bob", "carol"], /unexpected argument "carol"/],
-    [["add", "bob", "--bogus"], /unknown option "--bogus"/],
-    [["del", "bob", "--iterations", "5000"], /unknown option "--iterations"/],
-    [["list", "--users"], /option "--users" needs a value/],
+    [["add", "bob", "--bogus"], /unknown flag "--bogus"/],
+    [["del", "bob", "--iterations", "5000"], /unknown flag "--iterations"/],
+    [["list", "--users"], /flag "--users" needs a value/],
     [["list", "extra"], /unexpected argument "extra"/],
   ];
   for (const [args, pattern] of cases) {

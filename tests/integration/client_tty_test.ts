@@ -142,7 +142,7 @@ async function startTerminal(clientArgs: string[], dir: string) {
 
 /** Calls `check` every {@link POLL_MS} until it holds (bounded). */
 async function poll(
-  check: () => Promise<boolean>,
+  check: () => boolean | Promise<boolean>,
   what: string,
 ): Promise<void> {
   for (let i = 0; i < MAX_POLLS; i++) {
@@ -215,10 +215,10 @@ Deno.test({
     ], server.dir);
     await terminal.until((pane) => lines(pane).at(-1) === ">>>", "prompt");
     // The server logs the login just before the session joins the room.
-    await poll(async () => {
-      const log = await server.stderrText();
-      return /login_succeeded .*user=alice/.test(log);
-    }, "alice in the room");
+    await poll(
+      () => /login_succeeded .*user=alice/.test(server.stderr()),
+      "alice in the room",
+    );
     await terminal.type("half a lin");
     await terminal.until(
       (pane) => lines(pane).at(-1) === ">>> half a lin",

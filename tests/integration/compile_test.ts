@@ -23,13 +23,12 @@ import {
 } from "../../.ci/compile.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
 import { toHex } from "../../lib/bytes.ts";
-import { VERSION } from "../../lib/cli/version.ts";
 import { tempDir } from "../helpers.ts";
+import { type ProcessResult, runProgram } from "./server_process.ts";
+import { runSession } from "./session_script.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const COMPILE_SCRIPT = ".ci/compile.ts";
-const LISTEN_TIMEOUT_MS = 60_000;
-const LISTENING_REGEXP = /^listening on (\S+):(\d+)$/m;
 const TASK_OF: Record<Program, "serve" | "client"> = {
   server: "serve",
   client: "client",
@@ -50,6 +49,17 @@ const COMPILE_COMMAND = [
   ...taskFlags(denoConfig.tasks.compile),
   join(ROOT, COMPILE_SCRIPT),
 ];
+
+/** Runs the compile script; it keeps our DENORT_BIN unless `env` sets one. */
+function compile(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<ProcessResult> {
+  return runProgram(COMPILE_COMMAND, args, {
+    ...options,
+    keepEnv: ["DENORT_BIN"],
+  });
+}
 
 // Where a denort for the host comes from, or why there is none.
 async function findDenort(): Promise<{ source?: string; reason?: string }> {
@@ -155,7 +165,7 @@ Deno.test("parseTaskFlags() rejects tasks that are not deno run, or grant all", 
 
 Deno.test("compile.ts --help prints the usage and every target", async () => {
   await using dir = await tempDir();
-  const result = await run(COMPILE_COMMAND, ["--help"], { cwd: dir.path });
+  const result = await compile(["--help"], { cwd: dir.path });
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /^Usage: deno task compile/);
   for (const target of TARGETS) assert.ok(result.stdout.includes(target));
@@ -164,7 +174,7 @@ Deno.test("compile.ts --help prints the usage and every target", async () => {
 Deno.test("compile.ts exits 2 with one line for a bad flag or target", async () => {
   await using dir = await tempDir();
   for (const args of [["--target", "riscv64"], ["--only", "both"], ["-x"]]) {
-    const result = await run(COMPILE_COMMAND, args, { cwd: dir.path });
+    const result = await compile(args, { cwd: dir.path });
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /^compile: Cannot [^\n]*\n$/);
   }
@@ -175,8 +185,7 @@ Deno.test({
   ignore: hostTarget() === undefined,
 }, async () => {
   await using dir = await tempDir();
-  const result = await run(
-    COMPILE_COMMAND,
+  const result = await compile(
     ["--out", dir.join("dist")],
     { cwd: dir.path, env: { DENORT_BIN: dir.join("no-such-denort") } },
   );
@@ -194,8 +203,7 @@ Deno.test({
   async fn() {
     await using dir = await tempDir();
     const outDir = dir.join("dist");
-    const result = await run(
-      COMPILE_COMMAND,
+    const result = await compile(
       ["--out", outDir],
       { cwd: dir.path, env: { DENORT_BIN: Deno.execPath() } },
     );
@@ -265,8 +273,7 @@ Deno.test({
     const outDir = dir.join("dist");
     const host = hostTarget();
     assert.ok(host);
-    const build = await run(
-      COMPILE_COMMAND,
+    const build = await compile(
       ["--target", host, "--out", outDir],
       { cwd: dir.path },
     );
@@ -274,198 +281,3 @@ Deno.test({
     await runSession((program) => [join(outDir, binaryName(program, host))]);
   },
 });
-
-/** Variables the children keep; the rest (a DOORMAN_KEY of the caller's) go. */
-const PASSED_ENV = [
-  "HOME",
-  "PATH",
-  "DENO_DIR",
-  "XDG_CACHE_HOME",
-  "TMPDIR",
-  "DENORT_BIN",
-];
-
-function childEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of PASSED_ENV) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) env[name] = value;
-  }
-  return { ...env, ...extra };
-}
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function run(
-  [command, ...prefix]: string[],
-  args: string[],
-  options: { cwd: string; stdin?: string; env?: Record<string, string> },
-): Promise<Result> {
-  const child = new Deno.Command(command, {
-    args: [...prefix, ...args],
-    cwd: options.cwd,
-    clearEnv: true,
-    env: childEnv(options.env),
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin));
-    await writer.close();
-  }
-  const output = await child.output();
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-  };
-}
-
-/** A running server; disposal sends SIGTERM and awaits its exit. */
-interface RunningServer extends AsyncDisposable {
-  readonly port: number;
-  /** Stops the server (SIGTERM) and returns its exit code and output. */
-  stop(): Promise<Result>;
-}
-
-async function startServer(
-  [command, ...prefix]: string[],
-  args: string[],
-  cwd: string,
-): Promise<RunningServer> {
-  const child = new Deno.Command(command, {
-    args: [...prefix, ...args],
-    cwd,
-    clearEnv: true,
-    env: childEnv(),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let stdout = "";
-  let stopped: Promise<Result> | undefined;
-  const stop = () =>
-    stopped ??= (async () => {
-      try {
-        child.kill("SIGTERM");
-      } catch (error) {
-        if (!(error instanceof TypeError)) throw error; // already exited
-      }
-      for (let r = await reader.read(); !r.done; r = await reader.read()) {
-        stdout += r.value;
-      }
-      const [status, text] = await Promise.all([child.status, stderr]);
-      return { code: status.code, stdout, stderr: text };
-    })();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`no listening line in ${LISTEN_TIMEOUT_MS} ms`)),
-      LISTEN_TIMEOUT_MS,
-    );
-  });
-  try {
-    while (true) {
-      const match = LISTENING_REGEXP.exec(stdout);
-      if (match) {
-        return {
-          port: Number(match[2]),
-          stop,
-          [Symbol.asyncDispose]: async () => void await stop(),
-        };
-      }
-      const read = await Promise.race([reader.read(), timeout]);
-      if (read.done) throw new Error("exited before listening");
-      stdout += read.value;
-    }
-  } catch (error) {
-    const result = await stop();
-    throw new Error(
-      `Cannot start server (exit ${result.code}): ${result.stderr}`,
-      { cause: error },
-    );
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Runs the whole session in a new temp dir; `commandFor` gives the command
- * that starts each program (`deno run ... server.ts`, or a binary).
- */
-async function runSession(
-  commandFor: (program: Program) => string[],
-): Promise<void> {
-  const server = commandFor("server");
-  const client = commandFor("client");
-  await using dir = await tempDir();
-  const cwd = dir.path;
-
-  const keygen = await run(server, ["keygen"], { cwd });
-  assert.equal(keygen.code, 0, keygen.stderr);
-  const key = await Deno.readTextFile(dir.join("doorman.key"));
-
-  const add = await run(
-    server,
-    ["user", "add", "alice", "--password-stdin", "--iterations", "4096"],
-    { cwd, stdin: "pencil\n" },
-  );
-  assert.equal(add.code, 0, add.stderr);
-  assert.match(await Deno.readTextFile(dir.join("userinfo")), /^alice\|/m);
-  await Deno.writeTextFile(dir.join("password"), "pencil\n");
-
-  await using running = await startServer(
-    server,
-    ["serve", "--port", "0", "--service", "upper"],
-    cwd,
-  );
-  const port = String(running.port);
-
-  const withFiles = await run(client, [
-    "send",
-    "hello",
-    "--port",
-    port,
-    "--key-file",
-    dir.join("doorman.key"),
-    "--user",
-    "alice",
-    "--password-file",
-    dir.join("password"),
-  ], { cwd });
-  assert.equal(withFiles.code, 0, withFiles.stderr);
-  assert.match(withFiles.stdout, /^HELLO$/m);
-
-  // Elsewhere, so that no doorman.key in the working directory stands in.
-  const elsewhere = dir.join("elsewhere");
-  await Deno.mkdir(elsewhere);
-  const withEnv = await run(
-    client,
-    ["send", "hello", "--port", port, "--user", "alice"],
-    { cwd: elsewhere, env: { DOORMAN_KEY: key, DOORMAN_PASSWORD: "pencil" } },
-  );
-  assert.equal(withEnv.code, 0, withEnv.stderr);
-  assert.match(withEnv.stdout, /^HELLO$/m);
-
-  for (const program of ["server", "client"] as const) {
-    const version = await run(commandFor(program), ["--version"], { cwd });
-    assert.equal(version.code, 0, version.stderr);
-    assert.ok(
-      version.stdout.trim().endsWith(` ${VERSION}`),
-      `${program} --version printed ${JSON.stringify(version.stdout)}`,
-    );
-  }
-
-  const stopped = await running.stop();
-  assert.equal(stopped.code, 0, stopped.stderr);
-  assert.doesNotMatch(stopped.stderr, /pencil|NotCapable|PermissionDenied/);
-  assert.ok(!stopped.stderr.includes(key.trim()), "the key is in the log");
-}

@@ -1,11 +1,15 @@
 /**
- * Integration helpers: the real `server.ts` and `client.ts` as child
- * processes, run by `Deno.execPath()` with exactly the permission flags of
- * their `deno.json` tasks (`serve`, `client`; parsed by `.ci/compile.ts`).
+ * Integration helpers: child processes run with a cleared environment, the
+ * real `server.ts` and `client.ts` among them, run by `Deno.execPath()` with
+ * exactly the permission flags of their `deno.json` tasks (`serve`,
+ * `client`; parsed by `.ci/compile.ts`).
  *
+ * - `runProgram()`: any command run to completion; `runServerTs()` and
+ *   `runClient()` for the two programs.
+ * - `startListening()`: any server command, resolved once it printed
+ *   `listening on HOST:PORT`; `startServerProcess()` for `server.ts`.
  * - `startServer()`: a temp dir with a key file and a userinfo file, then
- *   `server.ts serve --port 0`, resolved once it printed `listening on`.
- * - `runClient()`: one `client.ts` run to completion.
+ *   `server.ts serve --port 0`.
  * - `spawnClient()`: a `client.ts` whose stdin the test holds open, with
  *   line-by-line reads of its stdout.
  *
@@ -31,27 +35,214 @@ const LISTENING_REGEXP = /^listening on (\S+):(\d+)$/;
 /** Variables the child processes keep; everything else is cleared. */
 const PASSED_ENV = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"];
 
-/** A finished client run. */
-export interface ClientResult {
+/** A finished child process. */
+export interface ProcessResult {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
 }
 
-/** A running `server.ts serve`. */
-export interface ServerProcess extends AsyncDisposable {
-  /** The port it listens on (127.0.0.1). */
+/** A finished client run. */
+export type ClientResult = ProcessResult;
+
+/** How to start a child: the command and its first arguments. */
+export type CommandLine = readonly string[];
+
+/** Options of {@link runProgram} and {@link startListening}. */
+export interface ChildOptions {
+  /** Working directory. @default this process's */
+  cwd?: string;
+  /** Variables set for the child, on top of the few it keeps. */
+  env?: Record<string, string>;
+  /** More variables of ours the child keeps. */
+  keepEnv?: readonly string[];
+}
+
+/**
+ * The environment for a child: a few variables of ours (and those named in
+ * `keep`) plus `extra`.
+ */
+export function childEnv(
+  extra: Record<string, string> = {},
+  keep: readonly string[] = [],
+) {
+  const env: Record<string, string> = {};
+  for (const name of [...PASSED_ENV, ...keep]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+/**
+ * `deno run` of `program` with only its task's permission flags: the
+ * {@link CommandLine} for a program's script, as `deno compile` would
+ * grant it.
+ */
+export function denoRun(program: Program): string[] {
+  return [
+    Deno.execPath(),
+    "run",
+    "--quiet",
+    "--no-prompt",
+    ...permissionFlags(program).filter((flag) => flag !== "--no-prompt"),
+    SCRIPTS[program],
+  ];
+}
+
+/** Spawns `command ...args` with a cleared environment and piped output. */
+function spawnChild(
+  [command, ...prefix]: CommandLine,
+  args: string[],
+  options: ChildOptions & { stdin: "null" | "piped" },
+): Deno.ChildProcess {
+  return new Deno.Command(command, {
+    args: [...prefix, ...args],
+    cwd: options.cwd,
+    clearEnv: true,
+    env: childEnv(options.env, options.keepEnv),
+    stdin: options.stdin,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/**
+ * Runs `command ...args` to completion, feeding `stdin` if given (else
+ * stdin is /dev/null).
+ */
+export async function runProgram(
+  command: CommandLine,
+  args: string[],
+  options: ChildOptions & { stdin?: string } = {},
+): Promise<ProcessResult> {
+  const child = spawnChild(command, args, {
+    ...options,
+    stdin: options.stdin === undefined ? "null" : "piped",
+  });
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    try {
+      await writer.write(encode(options.stdin));
+      await writer.close();
+    } catch {
+      // It exited without reading all of stdin: its output tells why.
+    }
+  }
+  const output = await withDeadline(child.output(), `${command[0]} exit`);
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
+/** Runs `server.ts ARGS...` to completion (stdin is /dev/null). */
+export function runServerTs(
+  args: string[],
+  options: ChildOptions & { stdin?: string } = {},
+): Promise<ProcessResult> {
+  return runProgram(denoRun("server"), args, options);
+}
+
+/**
+ * Runs `client.ts ARGS...` to completion, feeding `stdin` if given (else
+ * stdin is empty, not a terminal).
+ */
+export function runClient(
+  args: string[],
+  options: { stdin?: string; env?: Record<string, string>; cwd?: string } = {},
+): Promise<ClientResult> {
+  return runProgram(denoRun("client"), args, {
+    ...options,
+    stdin: options.stdin ?? "",
+  });
+}
+
+/** A running server that printed `listening on HOST:PORT`. */
+export interface ListeningProcess extends AsyncDisposable {
+  /** Host and port from its `listening on HOST:PORT` line. */
+  readonly hostname: string;
   readonly port: number;
+  /** Its stderr so far; all of it once it has exited. */
+  stderr(): string;
+  /**
+   * Sends `signal` (default SIGTERM) unless it exited; awaits the exit and
+   * returns its code and all its output. Disposal sends SIGKILL.
+   */
+  stop(signal?: Deno.Signal): Promise<ProcessResult>;
+}
+
+/**
+ * Starts `command ...args` and waits until the first line of its stdout is
+ * `listening on HOST:PORT`.
+ *
+ * @throws {Error} If it exits (or stays silent for a minute) before that
+ *   line, or prints another first; the message holds its stderr.
+ */
+export async function startListening(
+  command: CommandLine,
+  args: string[],
+  options: ChildOptions = {},
+): Promise<ListeningProcess> {
+  const child = spawnChild(command, args, { ...options, stdin: "null" });
+  const stderr = collectText(child.stderr);
+  const stdout = new LineStream(child.stdout);
+  const first = await withDeadline(stdout.readLine(), `${command[0]} start`)
+    .catch((error: Error) => error.message);
+  const stdoutRest = stdout.drain();
+  let finished: Promise<ProcessResult> | null = null;
+  const stop = (signal: Deno.Signal = "SIGTERM") => {
+    try {
+      child.kill(signal);
+    } catch {
+      // It has already exited.
+    }
+    return finished ??= (async () => {
+      const status = await withDeadline(child.status, `${command[0]} exit`);
+      const [rest, text] = await Promise.all([stdoutRest, stderr.done]);
+      return { code: status.code, stdout: `${first}\n${rest}`, stderr: text };
+    })();
+  };
+  const match = first === null ? null : LISTENING_REGEXP.exec(first);
+  if (match === null) {
+    const result = await stop("SIGKILL");
+    throw new Error(
+      `Cannot start ${args[0] ?? command.at(-1)} (exit ${result.code}): ${
+        JSON.stringify(first)
+      }; stderr: ${result.stderr}`,
+    );
+  }
+  return {
+    hostname: match[1],
+    port: Number(match[2]),
+    stderr: stderr.text,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop("SIGKILL");
+    },
+  };
+}
+
+/**
+ * Starts `server.ts ...args` (add `--port 0`) with its task's permissions
+ * and waits for its `listening on HOST:PORT` line.
+ */
+export function startServerProcess(
+  args: string[],
+  options: { cwd?: string } = {},
+): Promise<ListeningProcess> {
+  return startListening(denoRun("server"), args, options);
+}
+
+/** A running `server.ts serve` with its own key and userinfo files. */
+export interface ServerProcess extends ListeningProcess {
   /** Its key file (64 hex characters). */
   readonly keyFile: string;
   /** Its userinfo file. */
   readonly usersFile: string;
   /** The temp dir holding both; removed on disposal. */
   readonly dir: string;
-  /** Its stderr so far; all of it once it has exited. */
-  stderrText(): Promise<string>;
-  /** Sends `signal` (default SIGTERM) unless it exited; awaits the exit. */
-  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
 
 /** Options of {@link startServer}. */
@@ -64,28 +255,6 @@ export interface StartServerOptions {
   users?: Record<string, string>;
   /** Working directory. @default the temp dir */
   cwd?: string;
-}
-
-/** The environment for a child: a few variables of ours plus `extra`. */
-export function childEnv(extra: Record<string, string> = {}) {
-  const env: Record<string, string> = {};
-  for (const name of PASSED_ENV) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) env[name] = value;
-  }
-  return { ...env, ...extra };
-}
-
-/** `deno run` arguments for `program` with its task's permission flags. */
-function runArgs(program: Program, args: string[]): string[] {
-  return [
-    "run",
-    "--quiet",
-    "--no-prompt",
-    ...permissionFlags(program).filter((flag) => flag !== "--no-prompt"),
-    SCRIPTS[program],
-    ...args,
-  ];
 }
 
 /**
@@ -104,22 +273,26 @@ export async function startServer(
     const key = toHex(crypto.getRandomValues(new Uint8Array(32)));
     await Deno.writeTextFile(keyFile, `${key}\n`, { mode: 0o600 });
     await Deno.writeTextFile(usersFile, await userinfoText(options.users));
-    const child = new Deno.Command(Deno.execPath(), {
-      args: runArgs("server", [
-        "serve",
-        ...["--port", "0", "--key-file", keyFile, "--users", usersFile],
-        ...["--service", options.service, ...(options.args ?? [])],
-      ]),
-      cwd: options.cwd ?? dir,
-      clearEnv: true,
-      env: childEnv(),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    return await waitListening(child, { dir, keyFile, usersFile });
+    const server = await startServerProcess([
+      "serve",
+      ...["--port", "0", "--key-file", keyFile, "--users", usersFile],
+      ...["--service", options.service, ...(options.args ?? [])],
+    ], { cwd: options.cwd ?? dir });
+    return {
+      ...server,
+      dir,
+      keyFile,
+      usersFile,
+      async [Symbol.asyncDispose]() {
+        try {
+          await server[Symbol.asyncDispose]();
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      },
+    };
   } catch (error) {
-    // waitListening has already stopped the child.
+    // startListening has already stopped the child.
     await Deno.remove(dir, { recursive: true });
     throw error;
   }
@@ -132,89 +305,6 @@ async function userinfoText(users: Record<string, string> = {}) {
     userinfo = setUser(userinfo, name, { kind: "scram-sha-256", scram });
   }
   return formatUserinfo(userinfo);
-}
-
-async function waitListening(
-  child: Deno.ChildProcess,
-  files: { dir: string; keyFile: string; usersFile: string },
-): Promise<ServerProcess> {
-  const stderr = collectText(child.stderr);
-  const stdout = new LineStream(child.stdout);
-  const first = await withDeadline(stdout.readLine(), "server start")
-    .catch((error: Error) => error.message);
-  const match = first === null ? null : LISTENING_REGEXP.exec(first);
-  if (match === null) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It has already exited.
-    }
-    await child.status;
-    const [, text] = await Promise.all([stdout.drain(), stderr.done]);
-    throw new Error(
-      `Cannot start server.ts: ${JSON.stringify(first)}; stderr: ${text}`,
-    );
-  }
-  const stdoutRest = stdout.drain();
-  let status: Promise<Deno.CommandStatus> | null = null;
-  const stop = (signal: Deno.Signal = "SIGTERM") => {
-    status ??= (async () => {
-      try {
-        child.kill(signal);
-      } catch {
-        // It has already exited.
-      }
-      const result = await withDeadline(child.status, "server exit");
-      await Promise.all([stderr.done, stdoutRest]);
-      return result;
-    })();
-    return status;
-  };
-  return {
-    port: Number(match[2]),
-    ...files,
-    stderrText: () => Promise.resolve(stderr.text()),
-    stop,
-    async [Symbol.asyncDispose]() {
-      try {
-        await stop("SIGKILL");
-      } finally {
-        await Deno.remove(files.dir, { recursive: true });
-      }
-    },
-  };
-}
-
-/**
- * Runs `client.ts ARGS...` to completion, feeding `stdin` if given (else
- * stdin is empty, not a terminal).
- */
-export async function runClient(
-  args: string[],
-  options: { stdin?: string; env?: Record<string, string>; cwd?: string } = {},
-): Promise<ClientResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: runArgs("client", args),
-    cwd: options.cwd,
-    clearEnv: true,
-    env: childEnv(options.env),
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  try {
-    if (options.stdin) await writer.write(encode(options.stdin));
-    await writer.close();
-  } catch {
-    // The client exited without reading all of stdin: its output tells why.
-  }
-  const output = await withDeadline(child.output(), "client exit");
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-  };
 }
 
 /** A running `client.ts` whose stdin stays open until `endInput()`. */
@@ -234,14 +324,10 @@ export function spawnClient(
   args: string[],
   options: { env?: Record<string, string> } = {},
 ): ClientProcess {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: runArgs("client", args),
-    clearEnv: true,
-    env: childEnv(options.env),
+  const child = spawnChild(denoRun("client"), args, {
+    env: options.env,
     stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  });
   const writer = child.stdin.getWriter();
   const stdout = new LineStream(child.stdout);
   const stderr = collectText(child.stderr);

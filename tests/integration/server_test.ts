@@ -6,16 +6,12 @@ import { CloseCode } from "../../lib/protocol.ts";
 import {
   rawConnect,
   readUntilClosed,
-  runServerTs,
-  startServerProcess,
+  text,
   waitFor,
   writeUsers,
 } from "../fixtures/server_fixture.ts";
 import { type TempDir, tempDir } from "../helpers.ts";
-
-const decoder = new TextDecoder();
-const text = (bytes: Uint8Array | null) =>
-  bytes === null ? null : decoder.decode(bytes);
+import { runServerTs, startServerProcess } from "./server_process.ts";
 
 /** Every flag of `server.ts serve`. */
 const SERVE_FLAGS = [
@@ -46,6 +42,8 @@ interface Files extends AsyncDisposable {
   readonly usersFile: string;
   /** The key as a client sends it (the file's text, trimmed). */
   readonly psk: Uint8Array;
+  /** `--port 0` and both files, as `serve` flags. */
+  readonly serveArgs: readonly string[];
 }
 
 async function setup(
@@ -62,8 +60,18 @@ async function setup(
     keyFile,
     usersFile,
     psk: utf8(key),
+    serveArgs: ["--port", "0", "--key-file", keyFile, "--users", usersFile],
     [Symbol.asyncDispose]: () => dir[Symbol.asyncDispose](),
   };
+}
+
+/** Logs in as alex, with the files' key, to the server on `port`. */
+function connectAlex(
+  { port }: { port: number },
+  files: Files,
+  password = "alex password",
+) {
+  return connect({ port, psk: files.psk, user: "alex", password });
 }
 
 Deno.test("server.ts serve --help lists every flag and exits 0", async () => {
@@ -102,21 +110,11 @@ Deno.test("server.ts exits 2 with one stderr line on a bad flag", async () => {
 Deno.test("server.ts exits 0 on SIGTERM with a client connected, and the client sees the close", async () => {
   await using files = await setup();
   await using server = await startServerProcess([
-    "--port",
-    "0",
-    "--key-file",
-    files.keyFile,
-    "--users",
-    files.usersFile,
+    ...files.serveArgs,
     "--service",
     "echo",
   ]);
-  const client = await connect({
-    port: server.port,
-    psk: files.psk,
-    user: "alex",
-    password: "alex password",
-  });
+  const client = await connectAlex(server, files);
   assert.equal(text(await client.request("hello")), "hello");
   const result = await server.stop("SIGTERM");
   assert.equal(result.code, 0, result.stderr);
@@ -131,12 +129,7 @@ Deno.test("server.ts exits 0 on SIGTERM with a client connected, and the client 
 Deno.test("server.ts exits 0 on SIGTERM sent as soon as it prints listening", async () => {
   await using files = await setup();
   await using server = await startServerProcess([
-    "--port",
-    "0",
-    "--key-file",
-    files.keyFile,
-    "--users",
-    files.usersFile,
+    ...files.serveArgs,
   ]);
   const result = await server.stop("SIGTERM");
   assert.equal(
@@ -149,12 +142,7 @@ Deno.test("server.ts exits 0 on SIGTERM sent as soon as it prints listening", as
 Deno.test("server.ts --log-format json writes JSON lines without keys or passwords", async () => {
   await using files = await setup({ alex: "right-secret-password" });
   await using server = await startServerProcess([
-    "--port",
-    "0",
-    "--key-file",
-    files.keyFile,
-    "--users",
-    files.usersFile,
+    ...files.serveArgs,
     "--service",
     "echo",
     "--log-format",
@@ -162,21 +150,11 @@ Deno.test("server.ts --log-format json writes JSON lines without keys or passwor
     "--penalty-exempt",
     "127.0.0.1",
   ]);
-  const ok = await connect({
-    port: server.port,
-    psk: files.psk,
-    user: "alex",
-    password: "right-secret-password",
-  });
+  const ok = await connectAlex(server, files, "right-secret-password");
   assert.equal(text(await ok.request("fine")), "fine");
   await ok.close();
   await assert.rejects(
-    connect({
-      port: server.port,
-      psk: files.psk,
-      user: "alex",
-      password: "wrong-secret-password",
-    }),
+    connectAlex(server, files, "wrong-secret-password"),
     LoginRejectedError,
   );
   const wrongKey = utf8(toHex(new Uint8Array(32).fill(0xab)));
@@ -215,12 +193,7 @@ Deno.test("server.ts --log-format json writes JSON lines without keys or passwor
 Deno.test("server.ts closes a non-doorman client (an HTTP request) and keeps serving", async () => {
   await using files = await setup();
   await using server = await startServerProcess([
-    "--port",
-    "0",
-    "--key-file",
-    files.keyFile,
-    "--users",
-    files.usersFile,
+    ...files.serveArgs,
     "--service",
     "echo",
   ]);
@@ -230,12 +203,7 @@ Deno.test("server.ts closes a non-doorman client (an HTTP request) and keeps ser
     const result = await readUntilClosed(conn);
     assert.ok(result.ended);
   }
-  const client = await connect({
-    port: server.port,
-    psk: files.psk,
-    user: "alex",
-    password: "alex password",
-  });
+  const client = await connectAlex(server, files);
   assert.equal(text(await client.request("after http")), "after http");
   await client.close();
   const result = await server.stop("SIGTERM");

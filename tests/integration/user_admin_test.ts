@@ -1,60 +1,21 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-
-const SERVER = new URL("../../server.ts", import.meta.url).pathname;
-const PERMISSIONS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env=DOORMAN_KEY,DOORMAN_PASSWORD",
-];
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function makeDir(): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempDir({ prefix: "doorman_user_admin_" });
-  return {
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
-  };
-}
+import { tempDir } from "../helpers.ts";
+import { type ProcessResult, runServerTs } from "./server_process.ts";
 
 // Runs `server.ts user ...args` in `cwd`, feeding `stdin` if given.
-async function runUser(
+function runUser(
   cwd: string,
   args: string[],
   options: { password?: string; stdin?: string } = {},
-): Promise<Result> {
+): Promise<ProcessResult> {
   const env: Record<string, string> = {};
   if (options.password !== undefined) env.DOORMAN_PASSWORD = options.password;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...PERMISSIONS, SERVER, "user", ...args],
-    cwd,
-    env,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin));
-    await writer.close();
-  }
-  const output = await child.output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return runServerTs(["user", ...args], { cwd, env, stdin: options.stdin });
 }
 
 Deno.test("server.ts user add from 20 processes at once leaves 20 users", async () => {
-  await using dir = await makeDir();
+  await using dir = await tempDir();
   const names = Array.from({ length: 20 }, (_, i) => `user${i}`);
   const results = await Promise.all(
     names.map((name) =>
@@ -82,7 +43,7 @@ Deno.test("server.ts user add from 20 processes at once leaves 20 users", async 
 });
 
 Deno.test("server.ts user list shows kinds and never verifiers", async () => {
-  await using dir = await makeDir();
+  await using dir = await tempDir();
   const md5Hex = "94e4ccf5e2749b0bfe0428603738c0f9";
   await Deno.writeTextFile(join(dir.path, "userinfo"), `alex|${md5Hex}\n`);
   const add = await runUser(
@@ -98,18 +59,18 @@ Deno.test("server.ts user list shows kinds and never verifiers", async () => {
 });
 
 Deno.test("server.ts user exits 2 on an unknown flag with one stderr line", async () => {
-  await using dir = await makeDir();
+  await using dir = await tempDir();
   const result = await runUser(dir.path, ["add", "bob", "--bogus"]);
   assert.equal(result.code, 2);
   assert.equal(result.stdout, "");
   assert.equal(
     result.stderr,
-    'server: Cannot run "user add": unknown option "--bogus"\n',
+    'server: Cannot parse user add arguments: unknown flag "--bogus"; see "server.ts user add --help"\n',
   );
 });
 
 Deno.test("server.ts user add exits 1 when the user exists", async () => {
-  await using dir = await makeDir();
+  await using dir = await tempDir();
   const args = ["add", "bob", "--iterations", "4096"];
   const first = await runUser(dir.path, args, { password: "one" });
   assert.equal(first.code, 0, first.stderr);
@@ -123,7 +84,7 @@ Deno.test("server.ts user add exits 1 when the user exists", async () => {
 });
 
 Deno.test("server.ts user --help prints usage and exits 0", async () => {
-  await using dir = await makeDir();
+  await using dir = await tempDir();
   const result = await runUser(dir.path, ["add", "--help"]);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /--users FILE .*\(default: userinfo\)/);

@@ -6,18 +6,14 @@ import { createScramVerifier } from "../../lib/scram.ts";
 import { updateUserinfo } from "../../lib/user_store.ts";
 import { removeUser, setUser } from "../../lib/userinfo.ts";
 import {
-  runServerTs,
-  startServerProcess,
   startTestServer,
   TEST_ITERATIONS,
+  text,
   waitFor,
   writeUsers,
 } from "../fixtures/server_fixture.ts";
 import { tempDir } from "../helpers.ts";
-
-const decoder = new TextDecoder();
-const text = (bytes: Uint8Array | null) =>
-  bytes === null ? null : decoder.decode(bytes);
+import { runServerTs, startServerProcess } from "./server_process.ts";
 
 Deno.test("UserStore.watch() lets a user added while clients are connected log in; sessions keep working", async () => {
   await using ts = await startTestServer({
