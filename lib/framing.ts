@@ -76,11 +76,19 @@ export class FrameReader {
    * @throws {ClosedError} If the stream ends inside a frame.
    * @throws {ConnectionError} If reading fails.
    */
-  async readFrame(maxBytes: number): Promise<Uint8Array | null> {
-    // Frames already buffered are taken without awaiting a read.
+  readFrame(maxBytes: number): Promise<Uint8Array | null> {
+    // Not an async function: an idle connection waits here for a header, and
+    // a suspended async frame per connection costs memory (bench: idle).
     if (this.#end - this.#start < FRAME_HEADER_BYTES) {
-      if (!(await this.#fill(FRAME_HEADER_BYTES, "frame"))) return null;
+      return this.#fill(FRAME_HEADER_BYTES, "frame").then((more) =>
+        more ? this.#readAfterHeader(maxBytes) : null
+      );
     }
+    return this.#readAfterHeader(maxBytes);
+  }
+
+  /** The rest of {@link readFrame}, once the header is buffered. */
+  async #readAfterHeader(maxBytes: number): Promise<Uint8Array> {
     const buffer = this.#buffer;
     const start = this.#start;
     const length = ((buffer[start] << 24) | (buffer[start + 1] << 16) |
@@ -115,17 +123,19 @@ export class FrameReader {
   }
 
   /**
-   * Ensures `n` bytes are buffered. Returns false on a clean end before any
+   * Ensures `n` bytes are buffered. Resolves false on a clean end before any
    * byte of this unit (unless `inside` says we are already within a frame).
+   * A loop of reads written as a promise chain rather than an async
+   * function: every idle connection waits here, and a suspended async frame
+   * each would cost memory (bench: idle memory).
    */
-  async #fill(n: number, unit: string, inside = false): Promise<boolean> {
-    if (this.#end - this.#start >= n) return true;
+  #fill(n: number, unit: string, inside = false): Promise<boolean> {
+    if (this.#end - this.#start >= n) return Promise.resolve(true);
     if (this.#start === this.#end) this.#maybeShrink();
     if (this.#buffer.length - this.#start < n) this.#compact(n);
-    while (this.#end - this.#start < n) {
-      const got = this.#end - this.#start;
-      const target = this.#buffer.subarray(this.#end);
-      const read = await this.#read(target);
+    const got = this.#end - this.#start;
+    const target = this.#buffer.subarray(this.#end);
+    return this.#read(target).then((read) => {
       if (read === null) {
         if (got === 0 && !inside) return false;
         throw this.#endedInside(unit, got, n);
@@ -137,8 +147,8 @@ export class FrameReader {
       } else if (read < this.#buffer.length / 16) {
         this.#quietReads++;
       }
-    }
-    return true;
+      return this.#fill(n, unit, inside);
+    });
   }
 
   /** An empty, grown buffer that has seen only small reads goes back. */
@@ -174,13 +184,18 @@ export class FrameReader {
     this.#buffer = bigger;
   }
 
-  async #read(target: Uint8Array): Promise<number | null> {
-    try {
-      return await this.#source.read(target);
-    } catch (error) {
+  // Not an async function: an idle connection waits here, and a suspended
+  // async frame per connection costs memory (bench: idle memory).
+  #read(target: Uint8Array): Promise<number | null> {
+    const wrap = (error: unknown) => {
       throw new ConnectionError("Cannot read from connection", {
         cause: error,
       });
+    };
+    try {
+      return this.#source.read(target).catch(wrap);
+    } catch (error) {
+      return Promise.reject(wrap(error));
     }
   }
 

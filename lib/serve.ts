@@ -376,18 +376,19 @@ async function handleConnection(
   ctx.logger.log({ event: "accepted", conn: id, peer });
   conn.setNoDelay(true);
   ctx.starting.add(conn);
-  let established = false;
+  let start: Awaited<ReturnType<typeof authenticate>> = null;
   try {
-    const start = await authenticate(conn, { id, peer, address }, ctx);
-    if (!start) return;
-    ctx.starting.delete(conn);
-    ctx.gate.established();
-    established = true;
-    await runSession(start.channel, { id, peer, user: start.user, conn }, ctx);
+    start = await authenticate(conn, { id, peer, address }, ctx);
   } finally {
     ctx.starting.delete(conn);
-    ctx.gate.release({ established });
+    if (!start) ctx.gate.release({ established: false });
   }
+  if (!start) return;
+  ctx.gate.established();
+  // Returned, not awaited: this frame ends here instead of staying suspended
+  // for the whole session of every idle connection (bench: idle memory).
+  return runSession(start.channel, { id, peer, user: start.user, conn }, ctx)
+    .finally(() => ctx.gate.release({ established: true }));
 }
 
 /**

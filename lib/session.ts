@@ -118,15 +118,18 @@ export class Session implements AsyncIterable<IncomingMessage> {
   /** The client's address. */
   readonly remoteAddr: Deno.NetAddr;
   #channel: Channel;
-  #options: SessionOptions;
+  #maxQueueBytes: number;
+  #maxMessageBytes: number;
   #current: { id: number; confirmed: boolean } | null = null;
   #nextId = 1;
   #end: SessionEnd | null = null;
   #closing: { code: CloseCodeValue; reason: string } | null = null;
   #receiving = false;
   #lastActivity = Date.now();
-  #closed: Promise<void>;
-  #resolveClosed!: () => void;
+  // Made on first use: most sessions never ask, and every idle connection
+  // would pay for a promise and its resolver (bench: idle memory).
+  #closed: PromiseWithResolvers<void> | null = null;
+  #isClosed = false;
 
   /**
    * Wraps an open, logged-in channel. Created by `serve()` for each client;
@@ -137,11 +140,11 @@ export class Session implements AsyncIterable<IncomingMessage> {
    */
   constructor(channel: Channel, options: SessionOptions) {
     this.#channel = channel;
-    this.#options = options;
+    this.#maxQueueBytes = options.maxQueueBytes;
+    this.#maxMessageBytes = options.maxMessageBytes;
     this.id = options.id;
     this.user = options.user;
     this.remoteAddr = options.remoteAddr;
-    this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
   }
 
   /**
@@ -169,7 +172,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
    * @returns A promise of the close.
    */
   get closed(): Promise<void> {
-    return this.#closed;
+    return this.#closedPromise();
   }
 
   /**
@@ -216,7 +219,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
         this.#finish(code, reason);
       }
     }
-    return this.#closed;
+    return this.#closedPromise();
   }
 
   /**
@@ -244,7 +247,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
       reason: "session ended by server",
     };
     this.#finish(closing.code, closing.reason);
-    return this.#closed;
+    return this.#closedPromise();
   }
 
   /**
@@ -266,31 +269,28 @@ export class Session implements AsyncIterable<IncomingMessage> {
         await this.#channel.flushed().catch(() => {});
         if (this.#end) return;
       }
-      const message = await this.#receive();
+      // Received inline rather than in a helper: each suspended async
+      // frame costs every idle connection memory.
+      this.#receiving = true;
+      let message: IncomingMessage | null = null;
+      try {
+        const record = await this.#channel.receive();
+        this.#lastActivity = Date.now();
+        if (record === null) {
+          const info = this.#channel.closeInfo;
+          this.#finish(CloseCode.normal, info?.reason || "client closed");
+        } else if (record.kind !== RecordKind.message) {
+          throw new ProtocolError(`Unexpected record kind ${record.kind}`);
+        } else {
+          message = this.#accept(record.body);
+        }
+      } catch (error) {
+        if (!this.#end) this.#fail(error);
+      } finally {
+        this.#receiving = false;
+      }
       if (!message) return;
       yield message;
-    }
-  }
-
-  async #receive(): Promise<IncomingMessage | null> {
-    this.#receiving = true;
-    try {
-      const record = await this.#channel.receive();
-      this.#lastActivity = Date.now();
-      if (record === null) {
-        const info = this.#channel.closeInfo;
-        this.#finish(CloseCode.normal, info?.reason || "client closed");
-        return null;
-      }
-      if (record.kind !== RecordKind.message) {
-        throw new ProtocolError(`Unexpected record kind ${record.kind}`);
-      }
-      return this.#accept(record.body);
-    } catch (error) {
-      if (!this.#end) this.#fail(error);
-      return null;
-    } finally {
-      this.#receiving = false;
     }
   }
 
@@ -335,10 +335,10 @@ export class Session implements AsyncIterable<IncomingMessage> {
     if (this.#end) return false;
     let size = 0;
     for (const part of parts) size += part.length;
-    if (this.#channel.queuedBytes + size > this.#options.maxQueueBytes) {
+    if (this.#channel.queuedBytes + size > this.#maxQueueBytes) {
       this.#finish(
         CloseCode.tooSlow,
-        `client too slow: more than ${this.#options.maxQueueBytes} bytes queued`,
+        `client too slow: more than ${this.#maxQueueBytes} bytes queued`,
       );
       return false;
     }
@@ -356,7 +356,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
     if (failure instanceof FrameTooLargeError) {
       this.#finish(
         CloseCode.messageTooLarge,
-        `message larger than ${this.#options.maxMessageBytes} bytes`,
+        `message larger than ${this.#maxMessageBytes} bytes`,
         failure,
       );
     } else if (failure instanceof ProtocolError) {
@@ -368,7 +368,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
         error: failure,
       };
       this.#channel.abort();
-      this.#resolveClosed();
+      this.#markClosed();
     }
   }
 
@@ -377,7 +377,18 @@ export class Session implements AsyncIterable<IncomingMessage> {
     if (this.#end) return;
     this.#end = error ? { code, reason, error } : { code, reason };
     this.#channel.close(code, reason, { signal: AbortSignal.timeout(2000) })
-      .finally(() => this.#resolveClosed());
+      .finally(() => this.#markClosed());
+  }
+
+  #closedPromise(): Promise<void> {
+    if (this.#isClosed) return Promise.resolve();
+    this.#closed ??= Promise.withResolvers<void>();
+    return this.#closed.promise;
+  }
+
+  #markClosed(): void {
+    this.#isClosed = true;
+    this.#closed?.resolve();
   }
 }
 
