@@ -25,6 +25,7 @@ import {
 import {
   closeQuietly,
   framed,
+  recording,
   seededBytes,
   type TcpPair,
   tcpPair,
@@ -37,20 +38,6 @@ const FAILURE_FRAME = encodeFrame(Uint8Array.of(0x7f));
 const SHORT_DEADLINE_MS = 200;
 /** Safety net for cases that should fail on their own long before. */
 const SAFETY_DEADLINE_MS = 60_000;
-
-/** Wraps `conn` so that every byte written is also appended to `writes`. */
-function recording(conn: Deno.Conn, writes: Uint8Array[]): FramedConn {
-  return {
-    conn: {
-      write(bytes: Uint8Array): Promise<number> {
-        writes.push(bytes.slice());
-        return conn.write(bytes);
-      },
-      close: () => conn.close(),
-    },
-    reader: new FrameReader(conn),
-  };
-}
 
 /**
  * Wraps `conn` as a man in the middle would: byte `position` of everything

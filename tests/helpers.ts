@@ -6,6 +6,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import { FrameReader } from "../lib/framing.ts";
 import type { FramedConn } from "../lib/handshake.ts";
 
@@ -103,4 +104,32 @@ export function seededRandom(seed: number): (below: number) => number {
 export function seededBytes(seed: number, length: number): Uint8Array {
   const next = seededRandom(seed);
   return Uint8Array.from({ length }, () => next(256));
+}
+
+/** Wraps `conn` so that every byte written is also appended to `writes`. */
+export function recording(conn: Deno.Conn, writes: Uint8Array[]): FramedConn {
+  return {
+    conn: {
+      write(bytes: Uint8Array): Promise<number> {
+        writes.push(bytes.slice());
+        return conn.write(bytes);
+      },
+      close: () => conn.close(),
+    },
+    reader: new FrameReader(conn),
+  };
+}
+
+/** A temp dir holding `userinfo` with `text` (no file when empty), mode 0600. */
+export async function makeUsersFile(
+  text: string,
+): Promise<{ dir: string; path: string } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "doorman_store_" });
+  const path = join(dir, "userinfo");
+  if (text !== "") await Deno.writeTextFile(path, text, { mode: 0o600 });
+  return {
+    dir,
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { UserinfoSyntaxError } from "../lib/errors.ts";
+import { makeUsersFile } from "./helpers.ts";
 import { createScramVerifier } from "../lib/scram.ts";
 import {
   readUserinfoFile,
@@ -23,18 +24,6 @@ function withMd5User(userinfo: Userinfo, name: string): Userinfo {
   return setUser(userinfo, name, { kind: "md5", md5Hex });
 }
 
-async function makeUsersFile(
-  text: string,
-): Promise<{ dir: string; path: string } & AsyncDisposable> {
-  const dir = await Deno.makeTempDir({ prefix: "doorman_store_" });
-  const path = join(dir, "userinfo");
-  if (text !== "") await Deno.writeTextFile(path, text, { mode: 0o600 });
-  return {
-    dir,
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
-  };
-}
 async function modeOf(path: string): Promise<number> {
   return ((await Deno.stat(path)).mode ?? 0) & 0o777;
 }

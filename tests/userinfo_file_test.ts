@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { UserinfoSyntaxError } from "../lib/errors.ts";
+import { makeUsersFile } from "./helpers.ts";
 import {
   formatUserinfo,
   legacyMd5Hex,
@@ -25,18 +26,6 @@ function userNamesOf(userinfo: Userinfo): string[] {
   );
 }
 
-async function makeUsersFile(
-  text: string,
-): Promise<{ dir: string; path: string } & AsyncDisposable> {
-  const dir = await Deno.makeTempDir({ prefix: "doorman_store_" });
-  const path = join(dir, "userinfo");
-  if (text !== "") await Deno.writeTextFile(path, text, { mode: 0o600 });
-  return {
-    dir,
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
-  };
-}
 function runDriver(args: string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", "--allow-read", "--allow-write", DRIVER, ...args],
