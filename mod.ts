@@ -33,7 +33,8 @@ export {
 export { CloseCode, type CloseCodeValue } from "./lib/protocol.ts";
 
 // Client: connect() returns a Connection.
-export { connect, Connection, type ConnectOptions } from "./lib/connect.ts";
+export { connect, type ConnectOptions } from "./lib/connect.ts";
+export { Connection } from "./lib/connection.ts";
 export type { CloseInfo } from "./lib/channel.ts";
 
 // Services: ready-made session handlers.

@@ -10,7 +10,8 @@
  * @module
  */
 
-import { connect, type Connection } from "../lib/connect.ts";
+import { connect } from "../lib/connect.ts";
+import type { Connection } from "../lib/connection.ts";
 
 /** One client connection, whatever the system. */
 export interface Link {

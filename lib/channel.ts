@@ -20,7 +20,8 @@ import {
   ProtocolError,
 } from "./errors.ts";
 import { takeWriteBatch, writeAll } from "./framing.ts";
-import type { FramedConn, SessionKeys } from "./handshake.ts";
+import type { FramedConn } from "./framing.ts";
+import type { SessionKeys } from "./key_schedule.ts";
 import {
   type CloseCodeValue,
   FAILURE_BYTES,

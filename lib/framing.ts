@@ -21,6 +21,12 @@ export interface ByteSink {
   write(bytes: Uint8Array): Promise<number>;
 }
 
+/** A connection with its frame reader: what the handshake and the channel run over. */
+export interface FramedConn {
+  readonly conn: { write(bytes: Uint8Array): Promise<number>; close(): void };
+  readonly reader: FrameReader;
+}
+
 // 512 bytes hold every message before login (the pre-login frame limit),
 // so an idle connection keeps only that; 256 KiB hold several 64 KiB
 // records, so bulk transfers read them without an allocation of their own.

@@ -13,13 +13,10 @@
  * @module
  */
 
-import { concatBytes, utf8 } from "./bytes.ts";
+import { concatBytes } from "./bytes.ts";
 import {
   constantTimeEqual,
   generateX25519,
-  hkdfExpand,
-  hkdfExtract,
-  hmacSha256,
   randomBytes,
   sha256,
   x25519SharedSecret,
@@ -28,17 +25,28 @@ import {
   ClosedError,
   KeyRejectedError,
   ProtocolError,
-  TimeoutError,
   UnsupportedVersionError,
 } from "./errors.ts";
-import { encodeFrame, type FrameReader, writeAll } from "./framing.ts";
+import { raceSignal } from "./deadline.ts";
+import {
+  encodeFrame,
+  type FramedConn,
+  type FrameReader,
+  writeAll,
+} from "./framing.ts";
+import {
+  computeProof,
+  deriveHandshakeSecret,
+  deriveSessionKeys,
+  encodePreamble,
+  type SessionKeys,
+} from "./key_schedule.ts";
 import {
   CLIENT_FINISHED_BYTES,
   CLIENT_HELLO_BYTES,
   FAILURE_BYTES,
   HandshakeKind,
   KdfLabel,
-  KEY_BYTES,
   MAX_PREAUTH_FRAME_BYTES,
   MIN_PSK_BYTES,
   NONCE_BYTES,
@@ -50,74 +58,12 @@ import {
   SHARE_BYTES,
 } from "./protocol.ts";
 
-/** A connection with its frame reader: what the handshake runs over. */
-export interface FramedConn {
-  readonly conn: { write(bytes: Uint8Array): Promise<number>; close(): void };
-  readonly reader: FrameReader;
-}
-
-/** The result of a handshake: one key per direction. */
-export interface SessionKeys {
-  /** Key of the records the client sends. */
-  readonly clientToServer: Uint8Array;
-  /** Key of the records the server sends. */
-  readonly serverToClient: Uint8Array;
-  /** SHA-256 of the whole handshake transcript. */
-  readonly transcriptHash: Uint8Array;
-}
-
 /** Options of both handshake roles. */
 export interface HandshakeOptions {
   /** Aborting fails the handshake with a `TimeoutError`. */
   signal?: AbortSignal;
   /** Test vectors only: a fixed nonce and X25519 private key. */
   fixedRandom?: { nonce: Uint8Array; privateKey: Uint8Array };
-}
-
-/** The preamble this code sends: magic then version. */
-export function encodePreamble(version = PROTOCOL_VERSION): Uint8Array {
-  return concatBytes(PROTOCOL_MAGIC, Uint8Array.of(version));
-}
-
-/**
- * The key schedule's handshake secret:
- * `HKDF-Extract(HKDF-Expand(HKDF-Extract(0^32, psk), "derived"), dh)`.
- */
-export function deriveHandshakeSecret(
-  psk: Uint8Array,
-  sharedSecret: Uint8Array,
-): Uint8Array {
-  const early = hkdfExtract(new Uint8Array(KEY_BYTES), psk);
-  const salt = hkdfExpand(early, utf8(KdfLabel.derived), KEY_BYTES);
-  return hkdfExtract(salt, sharedSecret);
-}
-
-/** The proof of one direction over a transcript hash. */
-export function computeProof(
-  handshakeSecret: Uint8Array,
-  label: string,
-  transcriptHash: Uint8Array,
-): Uint8Array {
-  const finishedKey = hkdfExpand(handshakeSecret, utf8(label), KEY_BYTES);
-  return hmacSha256(finishedKey, transcriptHash);
-}
-
-/** The session keys, bound to the hash of the whole transcript. */
-export function deriveSessionKeys(
-  handshakeSecret: Uint8Array,
-  transcriptHash: Uint8Array,
-): SessionKeys {
-  const expand = (label: string) =>
-    hkdfExpand(
-      handshakeSecret,
-      concatBytes(utf8(label), transcriptHash),
-      KEY_BYTES,
-    );
-  return {
-    clientToServer: expand(KdfLabel.clientToServer),
-    serverToClient: expand(KdfLabel.serverToClient),
-    transcriptHash,
-  };
 }
 
 /**
@@ -381,30 +327,4 @@ async function guard(
     }
     throw error;
   }
-}
-
-/**
- * Resolves with `work`, or rejects with a `TimeoutError` once `signal`
- * aborts. `work` is left running; the caller closes the connection under it.
- */
-export function raceSignal<T>(
-  work: Promise<T>,
-  signal: AbortSignal | undefined,
-  message: string,
-): Promise<T> {
-  if (!signal) return work;
-  if (signal.aborted) {
-    work.catch(() => {});
-    return Promise.reject(new TimeoutError(message));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      work.catch(() => {});
-      reject(new TimeoutError(message));
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() =>
-      signal.removeEventListener("abort", onAbort)
-    );
-  });
 }

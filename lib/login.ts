@@ -1,9 +1,10 @@
 /**
- * Layer 4, login: drives SCRAM-SHA-256 (scram.ts) or, for a legacy md5 line,
- * the password check and upgrade, over `login` records of an open Channel
- * (docs/PROTOCOL.md, "Login"). It sends and checks; the math lives in
- * scram.ts and the file in user_store.ts. It does not delay or penalise:
- * the server core does, with the typed error this layer throws.
+ * Layer 4, login: drives SCRAM-SHA-256 (scram_client.ts, scram_server.ts)
+ * or, for a legacy md5 line, the password check and upgrade, over `login`
+ * records of an open Channel (docs/PROTOCOL.md, "Login"). It sends and
+ * checks; the math lives in scram*.ts and the file in user_store.ts. It
+ * does not delay or penalise: the server core does, with the typed error
+ * this layer throws.
  *
  * @module
  */
@@ -12,14 +13,11 @@ import { concatBytes, fromUtf8, utf8 } from "./bytes.ts";
 import type { Channel, ChannelRecord } from "./channel.ts";
 import { constantTimeEqual } from "./crypto.ts";
 import { ClosedError, LoginRejectedError, ProtocolError } from "./errors.ts";
-import { raceSignal } from "./handshake.ts";
+import { raceSignal } from "./deadline.ts";
 import { CloseCode, LoginStep, RecordKind } from "./protocol.ts";
-import {
-  fakeScramVerifier,
-  ScramClient,
-  ScramServer,
-  type ScramVerifier,
-} from "./scram.ts";
+import type { ScramVerifier } from "./scram.ts";
+import { ScramClient } from "./scram_client.ts";
+import { fakeScramVerifier, ScramServer } from "./scram_server.ts";
 import { legacyMd5Hex, type UserVerifier } from "./userinfo.ts";
 
 /** A user name and password, for {@link loginAsClient}. */

@@ -1,20 +1,26 @@
 /**
  * The server core: accepts TCP connections and runs each one through the
  * layers (handshake → channel → login → session → handler), under the
- * limits that keep the server alive: connection caps, one deadline for
- * handshake plus login, per-address and per-user penalties, an idle timeout
- * and bounded outgoing queues. Every event goes to the logger in the
- * options; a failure in one connection closes that connection only.
+ * limits that keep the server alive: one deadline for handshake plus login,
+ * an idle timeout, bounded outgoing queues, and (admission.ts) connection
+ * caps and penalties. Every event goes to the logger in the options; a
+ * failure in one connection closes that connection only.
  *
  * It does not parse flags or print: server.ts and lib/cli/ do.
  *
  * @module
  */
 
+import {
+  type AdmissionContext,
+  admit,
+  closeQuietly,
+  rejectConnection,
+} from "./admission.ts";
 import { utf8 } from "./bytes.ts";
 import { type Channel, openChannel } from "./channel.ts";
 import { hmacSha256 } from "./crypto.ts";
-import { describeError, KeyRejectedError, ProtocolError } from "./errors.ts";
+import { describeError } from "./errors.ts";
 import { FrameReader } from "./framing.ts";
 import { handshakeAsServer } from "./handshake.ts";
 import {
@@ -23,23 +29,12 @@ import {
   parseAddressList,
   PenaltyBox,
 } from "./limits.ts";
-import { type Logger, silentLogger } from "./log.ts";
-import {
-  loginAsServer,
-  LoginFailure,
-  LoginRequiredError,
-  type UserDirectory,
-} from "./login.ts";
-import {
-  CloseCode,
-  DEFAULT_MAX_MESSAGE_BYTES,
-  HANDSHAKE_TIMEOUT_MS,
-  MAX_MESSAGE_BYTES_LIMIT,
-  MIN_PSK_BYTES,
-  RECORD_OVERHEAD_BYTES,
-} from "./protocol.ts";
-import { DEFAULT_SCRAM_ITERATIONS } from "./scram.ts";
+import { loginAsServer, type UserDirectory } from "./login.ts";
+import { CloseCode, RECORD_OVERHEAD_BYTES } from "./protocol.ts";
+import { resolveServeOptions, type ServeOptions } from "./serve_options.ts";
 import { Session } from "./session.ts";
+
+export type { ServeOptions } from "./serve_options.ts";
 
 /**
  * Handles one authenticated session; the connection closes when it returns.
@@ -60,119 +55,6 @@ import { Session } from "./session.ts";
  * ```
  */
 export type SessionHandler = (session: Session) => void | Promise<void>;
-
-/**
- * Options of {@link serve}. Only `psk` is required; the limits default to
- * values fit for a small public server.
- *
- * @example Usage
- * ```ts
- * const options: ServeOptions = {
- *   host: "0.0.0.0",
- *   port: 9000,
- *   psk: new TextEncoder().encode("a shared secret of 16+ bytes"),
- *   idleTimeoutMs: 60_000,
- * };
- * ```
- */
-export interface ServeOptions {
-  /**
-   * Address to listen on.
-   *
-   * @default {"127.0.0.1"}
-   */
-  host?: string;
-  /**
-   * Port to listen on; 0 picks a free one.
-   *
-   * @default {9000}
-   */
-  port?: number;
-  /**
-   * The pre-shared key, at least 16 bytes; clients must hold the same one.
-   * Required: there is no default.
-   */
-  psk: Uint8Array;
-  /**
-   * Users who may log in, such as a `UserStore`; `null` accepts
-   * clients after the key handshake alone.
-   *
-   * @default {null}
-   */
-  users?: UserDirectory | null;
-  /**
-   * Where events go.
-   *
-   * @default {silentLogger}
-   */
-  logger?: Logger;
-  /**
-   * Most connections at once.
-   *
-   * @default {10000}
-   */
-  maxConnections?: number;
-  /**
-   * Most connections still in handshake or login (like MaxStartups).
-   *
-   * @default {128}
-   */
-  maxStartups?: number;
-  /**
-   * Deadline for handshake plus login, in ms (like LoginGraceTime).
-   *
-   * @default {10000}
-   */
-  loginTimeoutMs?: number;
-  /**
-   * Close sessions silent for this long, in ms; 0 never.
-   *
-   * @default {600000}
-   */
-  idleTimeoutMs?: number;
-  /**
-   * Largest message, in bytes (at most 16 MiB).
-   *
-   * @default {1048576}
-   */
-  maxMessageBytes?: number;
-  /**
-   * Outgoing bytes queued for one client before it is closed as too slow.
-   *
-   * @default {4194304}
-   */
-  maxQueueBytes?: number;
-  /**
-   * First penalty after an authentication failure, in ms.
-   *
-   * @default {1000}
-   */
-  penaltyBaseMs?: number;
-  /**
-   * Longest penalty, in ms.
-   *
-   * @default {60000}
-   */
-  penaltyCapMs?: number;
-  /**
-   * Addresses or CIDR ranges never penalised.
-   *
-   * @default {[]}
-   */
-  penaltyExempt?: string[];
-  /**
-   * PBKDF2 iterations of verifiers written on md5 upgrade.
-   *
-   * @default {600000}
-   */
-  iterations?: number;
-  /**
-   * How long `shutdown()` lets messages in flight finish, in ms.
-   *
-   * @default {5000}
-   */
-  shutdownTimeoutMs?: number;
-}
 
 /**
  * A running server, as returned by {@link serve}.
@@ -203,18 +85,12 @@ export interface Server {
   readonly finished: Promise<void>;
 }
 
-interface Context {
-  readonly options: Required<Omit<ServeOptions, "users" | "host" | "port">>;
+interface Context extends AdmissionContext {
   readonly users: UserDirectory | null;
   readonly handler: SessionHandler;
-  readonly logger: Logger;
-  readonly gate: ConnectionGate;
-  readonly addressPenalties: PenaltyBox;
-  readonly userPenalties: PenaltyBox;
   readonly fakeSaltKey: Uint8Array;
   readonly sessions: Set<Session>;
   readonly starting: Set<Deno.Conn>;
-  shuttingDown: boolean;
 }
 
 /**
@@ -224,13 +100,13 @@ interface Context {
  *
  * Each connection is independent: a failed handshake, login or handler
  * closes that connection only, and every event goes to `options.logger`.
- * The key's length is checked per connection, in its handshake.
  *
  * @param options Where to listen, the key, the users and the limits.
  * @param handler What to do with each authenticated client.
  * @returns The running server: its address, and `shutdown()`.
- * @throws {RangeError} If `maxMessageBytes` is not 1 to 16 MiB, or
- *   `maxConnections`, `maxStartups` or `loginTimeoutMs` is below 1.
+ * @throws {RangeError} If the key is shorter than 16 bytes,
+ *   `maxMessageBytes` is not 1 to 16 MiB, or `maxConnections`,
+ *   `maxStartups` or `loginTimeoutMs` is below 1.
  * @throws {Deno.errors.AddrInUse} If the port is taken.
  * @example Usage
  * ```ts ignore
@@ -241,7 +117,7 @@ interface Context {
  * ```
  */
 export function serve(options: ServeOptions, handler: SessionHandler): Server {
-  const settings = withDefaults(options);
+  const settings = resolveServeOptions(options);
   const listener = Deno.listen({
     hostname: options.host ?? "127.0.0.1",
     port: options.port ?? 9000,
@@ -295,45 +171,6 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     shutdown: () => shutdown().then(resolveFinished),
     finished: finishedSignal,
   };
-}
-
-function withDefaults(options: ServeOptions): Context["options"] {
-  const settings = {
-    psk: options.psk,
-    logger: options.logger ?? silentLogger,
-    maxConnections: options.maxConnections ?? 10_000,
-    maxStartups: options.maxStartups ?? 128,
-    loginTimeoutMs: options.loginTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
-    idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
-    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-    maxQueueBytes: options.maxQueueBytes ?? 4 * 1024 * 1024,
-    penaltyBaseMs: options.penaltyBaseMs ?? 1000,
-    penaltyCapMs: options.penaltyCapMs ?? 60_000,
-    penaltyExempt: options.penaltyExempt ?? [],
-    iterations: options.iterations ?? DEFAULT_SCRAM_ITERATIONS,
-    shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
-  };
-  if (settings.psk.length < MIN_PSK_BYTES) {
-    throw new RangeError(
-      `Cannot serve: the pre-shared key has ${settings.psk.length} bytes, at least ${MIN_PSK_BYTES} required`,
-    );
-  }
-  if (
-    settings.maxMessageBytes < 1 ||
-    settings.maxMessageBytes > MAX_MESSAGE_BYTES_LIMIT
-  ) {
-    throw new RangeError(
-      `Cannot serve: maxMessageBytes must be 1 to ${MAX_MESSAGE_BYTES_LIMIT}`,
-    );
-  }
-  for (
-    const name of ["maxConnections", "maxStartups", "loginTimeoutMs"] as const
-  ) {
-    if (!(settings[name] >= 1)) {
-      throw new RangeError(`Cannot serve: ${name} must be at least 1`);
-    }
-  }
-  return settings;
 }
 
 async function acceptLoop(
@@ -440,28 +277,6 @@ async function authenticate(
   }
 }
 
-function admit(
-  conn: Deno.TcpConn,
-  who: { id: number; peer: string; address: string },
-  ctx: Context,
-): boolean {
-  const verdict = ctx.addressPenalties.verdict(who.address);
-  let reason = "";
-  if (ctx.shuttingDown) reason = "shutting down";
-  else if (verdict.action === "refuse") {
-    reason = `penalty: ${Math.ceil(verdict.ms / 1000)} s left`;
-  } else if (!ctx.gate.tryAdmit()) {
-    reason = ctx.gate.connections >= ctx.options.maxConnections
-      ? `max connections (${ctx.options.maxConnections})`
-      : `max startups (${ctx.options.maxStartups})`;
-    ctx.logger.log({ event: "limit", conn: who.id, peer: who.peer, reason });
-  }
-  if (!reason) return true;
-  ctx.logger.log({ event: "refused", conn: who.id, peer: who.peer, reason });
-  closeQuietly(conn);
-  return false;
-}
-
 async function runSession(
   channel: Channel,
   who: { id: number; peer: string; user: string | null; conn: Deno.TcpConn },
@@ -502,68 +317,6 @@ async function runSession(
       ? `${end.reason}: ${describeError(end.error)}`
       : end?.reason,
   });
-}
-
-/** Logs why a connection failed before its session, penalises, closes. */
-async function rejectConnection(
-  error: unknown,
-  who: {
-    id: number;
-    peer: string;
-    address: string;
-    channel: Channel | null;
-    conn: Deno.TcpConn;
-  },
-  ctx: Context,
-): Promise<void> {
-  const { id, peer, channel } = who;
-  const reason = describeError(error);
-  if (error instanceof LoginFailure) {
-    ctx.logger.log({
-      event: "login_failed",
-      conn: id,
-      peer,
-      user: error.user,
-      reason,
-    });
-    const byAddress = penalise(who, ctx);
-    const byUser = ctx.userPenalties.recordFailure(`user:${error.user}`);
-    const delayMs = Math.max(byAddress, "ms" in byUser ? byUser.ms : 0);
-    await sleepUnlessShutdown(Math.min(delayMs, ctx.options.penaltyCapMs), ctx);
-    await channel?.close(CloseCode.loginFailed, "login failed", {
-      signal: AbortSignal.timeout(1000),
-    });
-  } else if (error instanceof LoginRequiredError) {
-    ctx.logger.log({ event: "login_failed", conn: id, peer, reason });
-    await channel?.close(CloseCode.loginRequired, "login required");
-  } else {
-    ctx.logger.log({ event: "handshake_failed", conn: id, peer, reason });
-    if (error instanceof KeyRejectedError) penalise(who, ctx);
-    if (channel && error instanceof ProtocolError) {
-      await channel.close(CloseCode.protocolError, "protocol error", {
-        signal: AbortSignal.timeout(1000),
-      });
-    }
-  }
-  channel?.abort();
-  closeQuietly(who.conn);
-}
-
-function penalise(
-  who: { id: number; peer: string; address: string },
-  ctx: Context,
-): number {
-  const verdict = ctx.addressPenalties.recordFailure(who.address);
-  if (verdict.action === "allow") return 0;
-  ctx.logger.log({
-    event: "penalty",
-    conn: who.id,
-    peer: who.peer,
-    address: who.address,
-    ms: verdict.ms,
-    reason: verdict.action === "refuse" ? "refusing address" : "delaying",
-  });
-  return verdict.action === "delay" ? verdict.ms : 0;
 }
 
 function startIdleSweeper(
@@ -619,21 +372,4 @@ async function shutdownServer(
   }
   clearTimeout(timer);
   if (running.sweeper !== null) clearInterval(running.sweeper);
-}
-
-async function sleepUnlessShutdown(ms: number, ctx: Context): Promise<void> {
-  const until = Date.now() + ms;
-  while (!ctx.shuttingDown && Date.now() < until) {
-    await new Promise((resolve) =>
-      setTimeout(resolve, Math.min(100, until - Date.now()))
-    );
-  }
-}
-
-function closeQuietly(closable: { close(): void }): void {
-  try {
-    closable.close();
-  } catch {
-    // Already closed.
-  }
 }

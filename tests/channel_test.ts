@@ -10,7 +10,8 @@ import {
   ProtocolError,
 } from "../lib/errors.ts";
 import { encodeFrame, FrameReader } from "../lib/framing.ts";
-import type { FramedConn, SessionKeys } from "../lib/handshake.ts";
+import type { FramedConn } from "../lib/framing.ts";
+import type { SessionKeys } from "../lib/key_schedule.ts";
 import { CloseCode, RecordKind } from "../lib/protocol.ts";
 import { framed, seededBytes, tcpPair } from "./helpers.ts";
 

@@ -9,13 +9,12 @@ import {
 } from "../lib/errors.ts";
 import { encodeFrame, FrameReader } from "../lib/framing.ts";
 import {
-  encodePreamble,
-  type FramedConn,
   handshakeAsClient,
   handshakeAsServer,
   type HandshakeOptions,
-  type SessionKeys,
 } from "../lib/handshake.ts";
+import { encodePreamble, type SessionKeys } from "../lib/key_schedule.ts";
+import type { FramedConn } from "../lib/framing.ts";
 import {
   CLIENT_FINISHED_BYTES,
   CLIENT_HELLO_BYTES,

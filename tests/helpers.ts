@@ -8,7 +8,7 @@
 
 import { join } from "node:path";
 import { FrameReader } from "../lib/framing.ts";
-import type { FramedConn } from "../lib/handshake.ts";
+import type { FramedConn } from "../lib/framing.ts";
 
 /** Both ends of one loopback TCP connection. */
 export interface TcpPair extends AsyncDisposable {

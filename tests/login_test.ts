@@ -9,7 +9,7 @@ import {
   ProtocolError,
   TimeoutError,
 } from "../lib/errors.ts";
-import type { SessionKeys } from "../lib/handshake.ts";
+import type { SessionKeys } from "../lib/key_schedule.ts";
 import {
   loginAsClient,
   loginAsServer,
@@ -19,7 +19,8 @@ import {
   type UserDirectory,
 } from "../lib/login.ts";
 import { CloseCode, LoginStep, RecordKind } from "../lib/protocol.ts";
-import { createScramVerifier, ScramClient } from "../lib/scram.ts";
+import { createScramVerifier } from "../lib/scram.ts";
+import { ScramClient } from "../lib/scram_client.ts";
 import { readUserinfoFile } from "../lib/user_store.ts";
 import { legacyMd5Hex, type UserVerifier } from "../lib/userinfo.ts";
 import {

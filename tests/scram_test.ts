@@ -4,12 +4,11 @@ import { LoginRejectedError, ProtocolError } from "../lib/errors.ts";
 import {
   createScramVerifier,
   DEFAULT_SCRAM_ITERATIONS,
-  fakeScramVerifier,
   preparePassword,
-  ScramClient,
-  ScramServer,
   type ScramVerifier,
 } from "../lib/scram.ts";
+import { ScramClient } from "../lib/scram_client.ts";
+import { fakeScramVerifier, ScramServer } from "../lib/scram_server.ts";
 
 // RFC 7677 section 3.
 const RFC = {

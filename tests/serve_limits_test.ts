@@ -6,7 +6,7 @@ import {
   ConnectionError,
   KeyRejectedError,
 } from "../lib/errors.ts";
-import { encodePreamble } from "../lib/handshake.ts";
+import { encodePreamble } from "../lib/key_schedule.ts";
 import { CloseCode, RecordKind } from "../lib/protocol.ts";
 import {
   delay,

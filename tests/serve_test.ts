@@ -3,7 +3,7 @@ import { utf8 } from "../lib/bytes.ts";
 import { connect } from "../lib/connect.ts";
 import { ClosedError, ConnectionError } from "../lib/errors.ts";
 import { encodeFrame } from "../lib/framing.ts";
-import { encodePreamble } from "../lib/handshake.ts";
+import { encodePreamble } from "../lib/key_schedule.ts";
 import { CloseCode, RecordKind } from "../lib/protocol.ts";
 import { serve } from "../lib/serve.ts";
 import type { Session } from "../lib/session.ts";

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { utf8 } from "../lib/bytes.ts";
 import { type Channel, openChannel } from "../lib/channel.ts";
-import { Connection } from "../lib/connect.ts";
+import { Connection } from "../lib/connection.ts";
 import {
   ClosedError,
   FrameTooLargeError,
   ProtocolError,
 } from "../lib/errors.ts";
-import type { SessionKeys } from "../lib/handshake.ts";
+import type { SessionKeys } from "../lib/key_schedule.ts";
 import {
   CloseCode,
   RECORD_OVERHEAD_BYTES,

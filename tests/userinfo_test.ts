@@ -1,12 +1,9 @@
 import assert from "node:assert/strict";
 import { fromBase64 } from "../lib/bytes.ts";
 import { UserinfoSyntaxError } from "../lib/errors.ts";
-import {
-  createScramVerifier,
-  ScramClient,
-  ScramServer,
-  type ScramVerifier,
-} from "../lib/scram.ts";
+import { createScramVerifier, type ScramVerifier } from "../lib/scram.ts";
+import { ScramClient } from "../lib/scram_client.ts";
+import { ScramServer } from "../lib/scram_server.ts";
 import {
   findUser,
   formatScramVerifier,

@@ -12,7 +12,8 @@
  * @module
  */
 
-import { connect, type Connection } from "../connect.ts";
+import { connect } from "../connect.ts";
+import type { Connection } from "../connection.ts";
 import { UsageError } from "../errors.ts";
 import { resolvePsk } from "../key_file.ts";
 import type { CommandIo } from "./command_io.ts";

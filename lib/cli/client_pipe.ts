@@ -16,7 +16,7 @@
  */
 
 import { concatBytes } from "../bytes.ts";
-import type { Connection } from "../connect.ts";
+import type { Connection } from "../connection.ts";
 import { ClosedError, LoginRejectedError } from "../errors.ts";
 import { CloseCode, DEFAULT_MAX_MESSAGE_BYTES } from "../protocol.ts";
 import { type CommandIo, denoCommandIo } from "./command_io.ts";

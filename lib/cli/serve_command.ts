@@ -13,12 +13,9 @@ import { resolvePsk } from "../key_file.ts";
 import { parseAddressList } from "../limits.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { MAX_MESSAGE_BYTES_LIMIT } from "../protocol.ts";
-import {
-  DEFAULT_SCRAM_ITERATIONS,
-  MIN_SCRAM_ITERATIONS,
-  ScramClient,
-  ScramServer,
-} from "../scram.ts";
+import { DEFAULT_SCRAM_ITERATIONS, MIN_SCRAM_ITERATIONS } from "../scram.ts";
+import { ScramClient } from "../scram_client.ts";
+import { ScramServer } from "../scram_server.ts";
 import { serve, type ServeOptions, type SessionHandler } from "../serve.ts";
 import { createChatService } from "../services/chat.ts";
 import { echoService } from "../services/echo.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Connection } from "../../lib/connect.ts";
+import type { Connection } from "../../lib/connection.ts";
 import { CloseCode, RecordKind } from "../../lib/protocol.ts";
 import { createChatService } from "../../lib/services/chat.ts";
 import type { Session } from "../../lib/session.ts";
