@@ -22,8 +22,10 @@ const MAX_BUFFERED_PUSHES = 1024;
 
 interface Pending {
   readonly id: number;
-  resolve(reply: Uint8Array | null): void;
-  reject(error: Error): void;
+  readonly resolve: (reply: Uint8Array | null) => void;
+  readonly reject: (error: Error) => void;
+  /** The promise `send()` returned, for `close()` to wait on. */
+  readonly confirmed: Promise<Uint8Array | null>;
 }
 
 /**
@@ -118,14 +120,16 @@ export class Connection implements AsyncIterable<Uint8Array> {
     this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
     const idBytes = new Uint8Array(MESSAGE_ID_BYTES);
     writeUint32(idBytes, 0, id);
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ id, resolve, reject });
-      try {
-        this.#channel.send(RecordKind.message, idBytes, data);
-      } catch (error) {
-        this.#stop(asError(error), null);
-      }
-    });
+    const { promise, resolve, reject } = Promise.withResolvers<
+      Uint8Array | null
+    >();
+    this.#pending.push({ id, resolve, reject, confirmed: promise });
+    try {
+      this.#channel.send(RecordKind.message, idBytes, data);
+    } catch (error) {
+      this.#stop(asError(error), null);
+    }
+    return promise;
   }
 
   /**
@@ -194,15 +198,7 @@ export class Connection implements AsyncIterable<Uint8Array> {
    */
   async close(): Promise<void> {
     if (this.#closing) return await this.#reading;
-    await Promise.allSettled(
-      this.#pending.map((pending) =>
-        new Promise<void>((resolve) => {
-          const { resolve: ok, reject: fail } = pending;
-          pending.resolve = (reply) => (ok(reply), resolve());
-          pending.reject = (error) => (fail(error), resolve());
-        })
-      ),
-    );
+    await Promise.allSettled(this.#pending.map((pending) => pending.confirmed));
     this.#closing = true;
     if (!this.#end) {
       await this.#channel.close(CloseCode.normal, "client closed", {

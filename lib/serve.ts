@@ -156,20 +156,17 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   const tasks = new Set<Promise<void>>();
   const sweeper = startIdleSweeper(ctx);
   const accepting = acceptLoop(listener, ctx, tasks);
-  let finished: Promise<void> | null = null;
-  const shutdown = () => {
-    finished ??= shutdownServer(listener, ctx, { tasks, accepting, sweeper });
-    return finished;
-  };
-  let resolveFinished!: () => void;
-  const finishedSignal = new Promise<void>((r) => resolveFinished = r);
+  const finished = Promise.withResolvers<void>();
+  let stopping: Promise<void> | null = null;
   return {
     addr,
     get connections() {
       return ctx.gate.connections;
     },
-    shutdown: () => shutdown().then(resolveFinished),
-    finished: finishedSignal,
+    shutdown: () =>
+      stopping ??= shutdownServer(listener, ctx, { tasks, accepting, sweeper })
+        .then(finished.resolve),
+    finished: finished.promise,
   };
 }
 
@@ -352,24 +349,31 @@ async function shutdownServer(
   for (const session of ctx.sessions) {
     session.close("server shutting down", CloseCode.shuttingDown);
   }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), ctx.options.shutdownTimeoutMs);
-  });
-  const outcome = await Promise.race([
-    Promise.all(running.tasks).then(() => "done" as const),
-    timeout,
-  ]);
-  if (outcome === "timeout") {
+  const allClosed = Promise.all(running.tasks);
+  if (!(await settlesWithin(allClosed, ctx.options.shutdownTimeoutMs))) {
     for (const session of ctx.sessions) {
       session.terminate("server shutting down", CloseCode.shuttingDown);
     }
     for (const conn of ctx.starting) closeQuietly(conn);
-    await Promise.race([
-      Promise.all(running.tasks),
-      new Promise((resolve) => setTimeout(resolve, 1000)),
-    ]);
+    await settlesWithin(allClosed, 1000);
   }
-  clearTimeout(timer);
   if (running.sweeper !== null) clearInterval(running.sweeper);
+}
+
+/**
+ * Whether `work` settles within `ms`; the timer never outlives the race.
+ */
+async function settlesWithin(
+  work: Promise<unknown>,
+  ms: number,
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
