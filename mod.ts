@@ -24,18 +24,18 @@ export {
   type ServeOptions,
   type Server,
   type SessionHandler,
-} from "./lib/serve.ts";
+} from "./lib/server/serve.ts";
 export {
   type IncomingMessage,
   Session,
   type SessionEnd,
-} from "./lib/session.ts";
-export { CloseCode, type CloseCodeValue } from "./lib/protocol.ts";
+} from "./lib/server/session.ts";
+export { CloseCode, type CloseCodeValue } from "./lib/wire/protocol.ts";
 
 // Client: connect() returns a Connection.
-export { connect, type ConnectOptions } from "./lib/connect.ts";
-export { Connection } from "./lib/connection.ts";
-export type { CloseInfo } from "./lib/channel.ts";
+export { connect, type ConnectOptions } from "./lib/client/connect.ts";
+export { Connection } from "./lib/client/connection.ts";
+export type { CloseInfo } from "./lib/wire/channel.ts";
 
 // Services: ready-made session handlers.
 export { createChatService } from "./lib/services/chat.ts";
@@ -48,10 +48,10 @@ export {
   UserStore,
   type UserStoreEvent,
   type UserStoreOptions,
-} from "./lib/user_store.ts";
-export type { UserDirectory } from "./lib/login.ts";
-export type { UserVerifier } from "./lib/userinfo.ts";
-export type { ScramVerifier } from "./lib/scram.ts";
+} from "./lib/users/user_store.ts";
+export type { UserDirectory } from "./lib/login/login.ts";
+export type { UserVerifier } from "./lib/users/userinfo.ts";
+export type { ScramVerifier } from "./lib/login/scram.ts";
 
 // Key: the pre-shared key file.
 export { readKeyFile, writeNewKeyFile } from "./lib/key_file.ts";
@@ -63,7 +63,7 @@ export {
   type LogEventName,
   type Logger,
   type LoggerOptions,
-} from "./lib/log.ts";
+} from "./lib/server/log.ts";
 
 // Errors, and the exit code each one means.
 export {

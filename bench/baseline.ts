@@ -1,8 +1,8 @@
 /**
  * The bench's baseline, the limit on this machine: plain `Deno.listen` /
- * `Deno.connect` with doorman's 4-byte length framing (`lib/framing.ts`) and
+ * `Deno.connect` with doorman's 4-byte length framing (`lib/wire/framing.ts`) and
  * no handshake, login or encryption. Writes are coalesced by the same
- * `takeWriteBatch` as `lib/channel.ts` (small frames queued while a write is
+ * `takeWriteBatch` as `lib/wire/channel.ts` (small frames queued while a write is
  * in flight leave together), so the comparison isolates doorman's own cost.
  *
  * Services mirror the doorman ones: `echo` answers each frame with itself,
@@ -20,7 +20,7 @@ import {
   FrameReader,
   takeWriteBatch,
   writeAll,
-} from "../lib/framing.ts";
+} from "../lib/wire/framing.ts";
 
 /** What a bench server does with each message. */
 export type ServiceName = "echo" | "sink" | "chat";

@@ -16,9 +16,9 @@
  */
 
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { concatBytes, toHex, utf8 } from "../lib/bytes.ts";
-import { randomBytes } from "../lib/crypto.ts";
-import { encodeFrame, FrameReader, writeAll } from "../lib/framing.ts";
+import { concatBytes, toHex, utf8 } from "../lib/wire/bytes.ts";
+import { randomBytes } from "../lib/wire/crypto.ts";
+import { encodeFrame, FrameReader, writeAll } from "../lib/wire/framing.ts";
 import { closeQuietly, RawLink } from "./baseline.ts";
 import {
   type Child,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { toHex } from "../lib/bytes.ts";
+import { toHex } from "../lib/wire/bytes.ts";
 import { closeQuietly } from "./baseline.ts";
 
 const START_TIMEOUT_MS = 15_000;

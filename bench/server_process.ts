@@ -17,12 +17,12 @@
 
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { fromHex } from "../lib/bytes.ts";
-import { serve, type SessionHandler } from "../lib/serve.ts";
+import { fromHex } from "../lib/wire/bytes.ts";
+import { serve, type SessionHandler } from "../lib/server/serve.ts";
 import { createChatService } from "../lib/services/chat.ts";
 import { echoService } from "../lib/services/echo.ts";
-import type { Session } from "../lib/session.ts";
-import { UserStore } from "../lib/user_store.ts";
+import type { Session } from "../lib/server/session.ts";
+import { UserStore } from "../lib/users/user_store.ts";
 import { serveBaseline, type ServiceName } from "./baseline.ts";
 
 /** Replies to nothing: every message is confirmed by an ack. */

@@ -9,9 +9,13 @@
  * @module
  */
 
-import { randomBytes } from "../lib/crypto.ts";
-import { createScramVerifier } from "../lib/scram.ts";
-import { formatUserinfo, parseUserinfo, setUser } from "../lib/userinfo.ts";
+import { randomBytes } from "../lib/wire/crypto.ts";
+import { createScramVerifier } from "../lib/login/scram.ts";
+import {
+  formatUserinfo,
+  parseUserinfo,
+  setUser,
+} from "../lib/users/userinfo.ts";
 import { runIdle } from "./idle.ts";
 import { findPython } from "./peers.ts";
 import { startBenchServer } from "./processes.ts";

@@ -10,8 +10,8 @@
  * @module
  */
 
-import { connect } from "../lib/connect.ts";
-import type { Connection } from "../lib/connection.ts";
+import { connect } from "../lib/client/connect.ts";
+import type { Connection } from "../lib/client/connection.ts";
 
 /** One client connection, whatever the system. */
 export interface Link {
@@ -50,7 +50,7 @@ export interface MeasureHooks {
 export const MAX_OPS = 50_000_000;
 const OPEN_CONCURRENCY = 64;
 
-/** Dials doorman with `connect()` from lib/connect.ts. */
+/** Dials doorman with `connect()` from lib/client/connect.ts. */
 export function doormanDial(options: {
   port: number;
   psk: Uint8Array;

@@ -14,9 +14,9 @@
  */
 
 import { dirname } from "node:path";
-import { toHex, utf8 } from "./bytes.ts";
-import { randomBytes } from "./crypto.ts";
-import { MIN_PSK_BYTES } from "./protocol.ts";
+import { toHex, utf8 } from "./wire/bytes.ts";
+import { randomBytes } from "./wire/crypto.ts";
+import { MIN_PSK_BYTES } from "./wire/protocol.ts";
 
 /** The key file used when no other is named. */
 export const DEFAULT_KEY_FILE = "doorman.key";

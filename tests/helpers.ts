@@ -7,8 +7,8 @@
  */
 
 import { join } from "node:path";
-import { FrameReader } from "../lib/framing.ts";
-import type { FramedConn } from "../lib/framing.ts";
+import { FrameReader } from "../lib/wire/framing.ts";
+import type { FramedConn } from "../lib/wire/framing.ts";
 
 /** Both ends of one loopback TCP connection. */
 export interface TcpPair extends AsyncDisposable {

@@ -19,7 +19,7 @@ import {
   type ProtocolVectors,
   run32,
 } from "./fixtures/gen_protocol_vectors.ts";
-import * as protocol from "../lib/protocol.ts";
+import * as protocol from "../lib/wire/protocol.ts";
 
 /** Printed by tests/fixtures/gen_protocol_vectors.ts; shown in PROTOCOL.md. */
 const VECTORS: ProtocolVectors = {
@@ -95,7 +95,7 @@ function expand32(prk: Uint8Array, info: Uint8Array): Uint8Array {
   return hmac(prk, info, Uint8Array.of(1));
 }
 
-// X25519 (RFC 7748 section 5) in BigInt, independent of lib/crypto.ts.
+// X25519 (RFC 7748 section 5) in BigInt, independent of lib/wire/crypto.ts.
 const P = 2n ** 255n - 19n;
 function mod(value: bigint): bigint {
   return ((value % P) + P) % P;
@@ -165,7 +165,7 @@ Deno.test("docs/PROTOCOL.md shows every vector verbatim", async () => {
   }
 });
 
-Deno.test("docs/PROTOCOL.md names every constant of lib/protocol.ts", async () => {
+Deno.test("docs/PROTOCOL.md names every constant of lib/wire/protocol.ts", async () => {
   const doc = await Deno.readTextFile(
     new URL("../docs/PROTOCOL.md", import.meta.url),
   );

@@ -12,8 +12,8 @@
  * @module
  */
 
-import { connect } from "../connect.ts";
-import type { Connection } from "../connection.ts";
+import { connect } from "../client/connect.ts";
+import type { Connection } from "../client/connection.ts";
 import { UsageError } from "../errors.ts";
 import { resolvePsk } from "../key_file.ts";
 import type { CommandIo } from "./command_io.ts";

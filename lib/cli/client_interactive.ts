@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { Connection } from "../connection.ts";
+import type { Connection } from "../client/connection.ts";
 import { type ClientIo, endError, watchEnd } from "./client_pipe.ts";
 
 /** The prompt shown before the line being typed. */

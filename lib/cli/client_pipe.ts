@@ -15,10 +15,10 @@
  * @module
  */
 
-import { concatBytes } from "../bytes.ts";
-import type { Connection } from "../connection.ts";
+import { concatBytes } from "../wire/bytes.ts";
+import type { Connection } from "../client/connection.ts";
 import { ClosedError, LoginRejectedError } from "../errors.ts";
-import { CloseCode, DEFAULT_MAX_MESSAGE_BYTES } from "../protocol.ts";
+import { CloseCode, DEFAULT_MAX_MESSAGE_BYTES } from "../wire/protocol.ts";
 import { type CommandIo, denoCommandIo } from "./command_io.ts";
 
 /** What the client reads from and writes to: `CommandIo` plus raw output. */

@@ -3,25 +3,32 @@
  * shutdown and reload, events to log lines on stderr, and the one
  * `listening on HOST:PORT` line on stdout that scripts wait for.
  *
- * It holds no server logic: lib/serve.ts does.
+ * It holds no server logic: lib/server/serve.ts does.
  *
  * @module
  */
 
 import { UsageError } from "../errors.ts";
 import { resolvePsk } from "../key_file.ts";
-import { parseAddressList } from "../limits.ts";
-import { createLogger, type Logger } from "../log.ts";
-import { MAX_MESSAGE_BYTES_LIMIT } from "../protocol.ts";
-import { DEFAULT_SCRAM_ITERATIONS, MIN_SCRAM_ITERATIONS } from "../scram.ts";
-import { ScramClient } from "../scram_client.ts";
-import { ScramServer } from "../scram_server.ts";
-import { serve, type ServeOptions, type SessionHandler } from "../serve.ts";
+import { parseAddressList } from "../server/limits.ts";
+import { createLogger, type Logger } from "../server/log.ts";
+import { MAX_MESSAGE_BYTES_LIMIT } from "../wire/protocol.ts";
+import {
+  DEFAULT_SCRAM_ITERATIONS,
+  MIN_SCRAM_ITERATIONS,
+} from "../login/scram.ts";
+import { ScramClient } from "../login/scram_client.ts";
+import { ScramServer } from "../login/scram_server.ts";
+import {
+  serve,
+  type ServeOptions,
+  type SessionHandler,
+} from "../server/serve.ts";
 import { createChatService } from "../services/chat.ts";
 import { echoService } from "../services/echo.ts";
 import { upperService } from "../services/upper.ts";
-import { UserStore } from "../user_store.ts";
-import { legacyMd5Hex } from "../userinfo.ts";
+import { UserStore } from "../users/user_store.ts";
+import { legacyMd5Hex } from "../users/userinfo.ts";
 import type { CommandIo } from "./command_io.ts";
 import { parseFlags, positiveInteger } from "./flags.ts";
 

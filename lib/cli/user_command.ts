@@ -17,15 +17,15 @@ import {
   DEFAULT_SCRAM_ITERATIONS,
   MAX_SCRAM_ITERATIONS,
   MIN_SCRAM_ITERATIONS,
-} from "../scram.ts";
-import { readUserinfoFile, updateUserinfo } from "../userinfo_file.ts";
+} from "../login/scram.ts";
+import { readUserinfoFile, updateUserinfo } from "../users/userinfo_file.ts";
 import {
   findUser,
   removeUser,
   setUser,
   type UserVerifier,
   validateUserName,
-} from "../userinfo.ts";
+} from "../users/userinfo.ts";
 import type { CommandIo } from "./command_io.ts";
 import { parseFlags } from "./flags.ts";
 import { PASSWORD_ENV, readPassword } from "./password_prompt.ts";

@@ -9,8 +9,8 @@
  * @module
  */
 
-import type { Session } from "../session.ts";
-import type { SessionHandler } from "../serve.ts";
+import type { Session } from "../server/session.ts";
+import type { SessionHandler } from "../server/serve.ts";
 
 /**
  * Creates one chat room; every session handed to the returned handler

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Session } from "../session.ts";
+import type { Session } from "../server/session.ts";
 
 /**
  * Replies to each message with its own bytes, until the client closes.

@@ -22,9 +22,9 @@ import {
 } from "../../lib/cli/client_interactive.ts";
 import { type ClientIo, MAX_OUTSTANDING } from "../../lib/cli/client_pipe.ts";
 import { VERSION } from "../../lib/cli/version.ts";
-import { utf8 } from "../../lib/bytes.ts";
+import { utf8 } from "../../lib/wire/bytes.ts";
 import { ClosedError, exitCodeFor, UsageError } from "../../lib/errors.ts";
-import { serve, type SessionHandler } from "../../lib/serve.ts";
+import { serve, type SessionHandler } from "../../lib/server/serve.ts";
 import { createChatService } from "../../lib/services/chat.ts";
 import { echoService } from "../../lib/services/echo.ts";
 import { tempDir } from "../helpers.ts";

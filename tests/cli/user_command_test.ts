@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runUserCommand } from "../../lib/cli/user_command.ts";
 import type { CommandIo } from "../../lib/cli/command_io.ts";
-import { toBase64 } from "../../lib/bytes.ts";
-import { constantTimeEqual } from "../../lib/crypto.ts";
+import { toBase64 } from "../../lib/wire/bytes.ts";
+import { constantTimeEqual } from "../../lib/wire/crypto.ts";
 import { describeError, UsageError } from "../../lib/errors.ts";
-import { createScramVerifier } from "../../lib/scram.ts";
-import { readUserinfoFile } from "../../lib/user_store.ts";
-import { findUser } from "../../lib/userinfo.ts";
+import { createScramVerifier } from "../../lib/login/scram.ts";
+import { readUserinfoFile } from "../../lib/users/user_store.ts";
+import { findUser } from "../../lib/users/userinfo.ts";
 
 const FAST = ["--iterations", "4096"];
 const ALEX_MD5 = "94e4ccf5e2749b0bfe0428603738c0f9";

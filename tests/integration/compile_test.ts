@@ -22,7 +22,7 @@ import {
   TARGETS,
 } from "../../.ci/compile.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
-import { toHex } from "../../lib/bytes.ts";
+import { toHex } from "../../lib/wire/bytes.ts";
 import { tempDir } from "../helpers.ts";
 import { type ProcessResult, runProgram } from "./server_process.ts";
 import { runSession } from "./session_script.ts";

@@ -21,9 +21,13 @@
 
 import { fileURLToPath } from "node:url";
 import { permissionFlags, type Program } from "../../.ci/compile.ts";
-import { toHex } from "../../lib/bytes.ts";
-import { createScramVerifier } from "../../lib/scram.ts";
-import { formatUserinfo, setUser, type Userinfo } from "../../lib/userinfo.ts";
+import { toHex } from "../../lib/wire/bytes.ts";
+import { createScramVerifier } from "../../lib/login/scram.ts";
+import {
+  formatUserinfo,
+  setUser,
+  type Userinfo,
+} from "../../lib/users/userinfo.ts";
 
 const SCRIPTS: Record<Program, string> = {
   server: fileURLToPath(new URL("../../server.ts", import.meta.url)),

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { toHex, utf8 } from "../../lib/bytes.ts";
-import { connect } from "../../lib/connect.ts";
+import { toHex, utf8 } from "../../lib/wire/bytes.ts";
+import { connect } from "../../lib/client/connect.ts";
 import { KeyRejectedError, LoginRejectedError } from "../../lib/errors.ts";
-import { CloseCode } from "../../lib/protocol.ts";
+import { CloseCode } from "../../lib/wire/protocol.ts";
 import {
   rawConnect,
   readUntilClosed,

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { toHex, utf8 } from "../../lib/bytes.ts";
-import { connect } from "../../lib/connect.ts";
+import { toHex, utf8 } from "../../lib/wire/bytes.ts";
+import { connect } from "../../lib/client/connect.ts";
 import { LoginRejectedError } from "../../lib/errors.ts";
-import { createScramVerifier } from "../../lib/scram.ts";
-import { updateUserinfo } from "../../lib/user_store.ts";
-import { removeUser, setUser } from "../../lib/userinfo.ts";
+import { createScramVerifier } from "../../lib/login/scram.ts";
+import { updateUserinfo } from "../../lib/users/user_store.ts";
+import { removeUser, setUser } from "../../lib/users/userinfo.ts";
 import {
   startTestServer,
   TEST_ITERATIONS,

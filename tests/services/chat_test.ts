@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import type { Connection } from "../../lib/connection.ts";
-import { CloseCode, RecordKind } from "../../lib/protocol.ts";
+import type { Connection } from "../../lib/client/connection.ts";
+import { CloseCode, RecordKind } from "../../lib/wire/protocol.ts";
 import { createChatService } from "../../lib/services/chat.ts";
-import type { Session } from "../../lib/session.ts";
+import type { Session } from "../../lib/server/session.ts";
 import {
   rawChannel,
   startTestServer,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { utf8 } from "../../lib/bytes.ts";
+import { utf8 } from "../../lib/wire/bytes.ts";
 import { echoService } from "../../lib/services/echo.ts";
 import { startTestServer, waitFor } from "../fixtures/server_fixture.ts";
 import { seededBytes } from "../helpers.ts";

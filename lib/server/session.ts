@@ -1,0 +1,399 @@
+/**
+ * Layer 5, messages on the server: one logged-in client as the handler sees
+ * it. Incoming `message` records become {@link IncomingMessage}s; each one is
+ * confirmed in order, by its `reply` or, once the handler moves on without
+ * replying, by an `ack`. `send` pushes a message to the client through a
+ * bounded queue: a client that falls too far behind is closed with a reason
+ * instead of growing the server's memory. It does not log or count: the
+ * server core does.
+ *
+ * @module
+ */
+
+import { readUint32, utf8, writeUint32 } from "../wire/bytes.ts";
+import type { Channel } from "../wire/channel.ts";
+import { FrameTooLargeError, ProtocolError } from "../errors.ts";
+import {
+  CloseCode,
+  type CloseCodeValue,
+  MESSAGE_ID_BYTES,
+  RecordKind,
+} from "../wire/protocol.ts";
+
+/**
+ * One message from the client, handed to the handler by iterating a
+ * {@link Session}.
+ *
+ * Each message is confirmed to the client exactly once: by `reply`, or by
+ * an automatic acknowledgement when the handler asks for the next message
+ * (or returns) without replying.
+ *
+ * @example Usage
+ * ```ts ignore
+ * for await (const message of session) {
+ *   if (message.text() === "ping") message.reply("pong");
+ * }
+ * ```
+ */
+export interface IncomingMessage {
+  /** The message id, increasing from 1. */
+  readonly id: number;
+  /** The message bytes. */
+  readonly data: Uint8Array;
+  /**
+   * The message as UTF-8 text (replacement characters for bad bytes).
+   *
+   * @returns The decoded text.
+   */
+  text(): string;
+  /**
+   * Answers this message; the answer also confirms it. At most once, and
+   * only while it is the current message.
+   *
+   * @param answer The reply, as text (sent as UTF-8) or bytes.
+   * @throws {Error} If the message was already confirmed: replied to, or
+   *   acknowledged because the handler moved on to the next one.
+   */
+  reply(answer: string | Uint8Array): void;
+}
+
+/**
+ * How a session ended: the close code and reason sent to (or received from)
+ * the client, and the error when the connection failed.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await session.closed;
+ * if (session.end?.code === CloseCode.tooSlow) console.log(session.end.reason);
+ * ```
+ */
+export interface SessionEnd {
+  /** Why the session closed, one of {@link CloseCode}. */
+  readonly code: CloseCodeValue;
+  /** The close reason, in a few words. */
+  readonly reason: string;
+  /** Set when the connection failed rather than closed. */
+  readonly error?: Error;
+}
+
+/** Options of a {@link Session}. */
+export interface SessionOptions {
+  /** Connection id, for logs. */
+  id: number;
+  /** The logged-in user, or `null` on a server without users. */
+  user: string | null;
+  /** The client's address. */
+  remoteAddr: Deno.NetAddr;
+  /** Queued outgoing bytes past which the client is closed as too slow. */
+  maxQueueBytes: number;
+  /** Largest message accepted, for the close reason. */
+  maxMessageBytes: number;
+}
+
+/** Outgoing bytes past which reading waits for the client to catch up. */
+const READ_PAUSE_BYTES = 256 * 1024;
+const decoder = new TextDecoder();
+
+/**
+ * One authenticated client, as a {@link SessionHandler} sees it. Its queue
+ * and the message being handled span calls, hence a class.
+ *
+ * Iterate it for the client's messages (each confirmed in order), `send` to
+ * push messages to the client, and `close` to end it. The connection closes
+ * once the handler returns. Created by `serve()`; not constructed directly.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const server = serve({ psk }, async (session) => {
+ *   session.send(`hello ${session.user ?? "guest"}`);
+ *   for await (const message of session) message.reply(message.data);
+ * });
+ * ```
+ */
+export class Session implements AsyncIterable<IncomingMessage> {
+  /** Connection id, unique within the server. */
+  readonly id: number;
+  /** The logged-in user name, or `null` on a server without users. */
+  readonly user: string | null;
+  /** The client's address. */
+  readonly remoteAddr: Deno.NetAddr;
+  #channel: Channel;
+  #maxQueueBytes: number;
+  #maxMessageBytes: number;
+  #current: { id: number; confirmed: boolean } | null = null;
+  #nextId = 1;
+  #end: SessionEnd | null = null;
+  #closing: { code: CloseCodeValue; reason: string } | null = null;
+  #receiving = false;
+  #lastActivity = Date.now();
+  // Made on first use: most sessions never ask, and every idle connection
+  // would pay for a promise and its resolver (bench: idle memory).
+  #closed: PromiseWithResolvers<void> | null = null;
+  #isClosed = false;
+
+  /**
+   * Wraps an open, logged-in channel. Created by `serve()` for each client;
+   * not constructed directly.
+   *
+   * @param channel The client's encrypted record channel.
+   * @param options The connection id, user, address and queue limits.
+   */
+  constructor(channel: Channel, options: SessionOptions) {
+    this.#channel = channel;
+    this.#maxQueueBytes = options.maxQueueBytes;
+    this.#maxMessageBytes = options.maxMessageBytes;
+    this.id = options.id;
+    this.user = options.user;
+    this.remoteAddr = options.remoteAddr;
+  }
+
+  /**
+   * Milliseconds since the epoch of the last message from the client.
+   *
+   * @returns A `Date.now()` timestamp.
+   */
+  get lastActivity(): number {
+    return this.#lastActivity;
+  }
+
+  /**
+   * How the session ended, once it has.
+   *
+   * @returns The close code, reason and error, or `null` while it is open.
+   */
+  get end(): SessionEnd | null {
+    return this.#end;
+  }
+
+  /**
+   * Resolves once the connection is closed; never rejects (see
+   * {@link Session.end} for why it closed).
+   *
+   * @returns A promise of the close.
+   */
+  get closed(): Promise<void> {
+    return this.#closedPromise();
+  }
+
+  /**
+   * Pushes a message to the client (a chat line, a notice). It is queued,
+   * not awaited; a client whose queue exceeds `maxQueueBytes` is closed as
+   * too slow.
+   *
+   * @param message The message, as text (sent as UTF-8) or bytes.
+   * @returns `false` if the session is closed, or was just closed because the
+   *   client fell too far behind.
+   * @example Usage
+   * ```ts ignore
+   * if (!session.send("server restarting in 5 minutes")) return;
+   * ```
+   */
+  send(message: string | Uint8Array): boolean {
+    if (this.#end || this.#closing) return false;
+    const data = typeof message === "string" ? utf8(message) : message;
+    return this.#enqueue(RecordKind.push, data);
+  }
+
+  /**
+   * Ends the session: the message being handled may still be answered, then
+   * a close record with `reason` is sent and the connection closed. Calling
+   * it again does nothing.
+   *
+   * @param reason The reason the client is told.
+   * @param code The close code, one of {@link CloseCode}.
+   * @returns A promise that resolves once the connection is closed.
+   * @example Usage
+   * ```ts ignore
+   * message.reply("bye");
+   * await session.close("logged out");
+   * ```
+   */
+  close(
+    reason = "closed by server",
+    code: CloseCodeValue = CloseCode.normal,
+  ): Promise<void> {
+    if (!this.#end && !this.#closing) {
+      this.#closing = { code, reason };
+      // Not inside a message: nothing to wait for.
+      if (this.#receiving || !this.#current || this.#current.confirmed) {
+        this.#finish(code, reason);
+      }
+    }
+    return this.#closedPromise();
+  }
+
+  /**
+   * Ends the session now, without waiting for the message in hand: a close
+   * record is sent if the connection still works.
+   *
+   * @param reason The reason the client is told.
+   * @param code The close code, one of {@link CloseCode}.
+   */
+  terminate(reason: string, code: CloseCodeValue = CloseCode.normal): void {
+    this.#finish(code, reason);
+  }
+
+  /**
+   * Called by the server once the handler has returned: confirms the
+   * message in hand and closes (normally, or with the pending close reason).
+   * Handlers do not need to call it.
+   *
+   * @returns A promise that resolves once the connection is closed.
+   */
+  settle(): Promise<void> {
+    this.#confirmCurrent();
+    const closing = this.#closing ?? {
+      code: CloseCode.normal,
+      reason: "session ended by server",
+    };
+    this.#finish(closing.code, closing.reason);
+    return this.#closedPromise();
+  }
+
+  /**
+   * The client's messages, in order, until it closes or the session ends.
+   * Asking for the next message confirms the previous one if it was not
+   * replied to. A connection failure ends the iteration (see
+   * {@link Session.end}); it does not throw.
+   *
+   * @returns An iterator of the client's messages.
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<IncomingMessage> {
+    while (true) {
+      this.#confirmCurrent();
+      if (this.#closing) {
+        this.#finish(this.#closing.code, this.#closing.reason);
+      }
+      if (this.#end) return;
+      if (this.#channel.queuedBytes > READ_PAUSE_BYTES) {
+        await this.#channel.flushed().catch(() => {});
+        if (this.#end) return;
+      }
+      // Received inline rather than in a helper: each suspended async
+      // frame costs every idle connection memory.
+      this.#receiving = true;
+      let message: IncomingMessage | null = null;
+      try {
+        const record = await this.#channel.receive();
+        this.#lastActivity = Date.now();
+        if (record === null) {
+          const info = this.#channel.closeInfo;
+          this.#finish(CloseCode.normal, info?.reason || "client closed");
+        } else if (record.kind !== RecordKind.message) {
+          throw new ProtocolError(`Unexpected record kind ${record.kind}`);
+        } else {
+          message = this.#accept(record.body);
+        }
+      } catch (error) {
+        if (!this.#end) this.#fail(error);
+      } finally {
+        this.#receiving = false;
+      }
+      if (!message) return;
+      yield message;
+    }
+  }
+
+  #accept(body: Uint8Array): IncomingMessage {
+    if (body.length < MESSAGE_ID_BYTES) {
+      throw new ProtocolError("Message record too short");
+    }
+    const id = readUint32(body, 0);
+    if (id !== this.#nextId) {
+      throw new ProtocolError(`Message id ${id} out of order`);
+    }
+    this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
+    const current = { id, confirmed: false };
+    this.#current = current;
+    const data = body.subarray(MESSAGE_ID_BYTES);
+    return {
+      id,
+      data,
+      text: () => decoder.decode(data),
+      reply: (answer) => {
+        if (current.confirmed || this.#current !== current) {
+          throw new Error("Cannot reply: message already confirmed");
+        }
+        current.confirmed = true;
+        const bytes = typeof answer === "string" ? utf8(answer) : answer;
+        this.#enqueue(RecordKind.reply, idBytes(id), bytes);
+      },
+    };
+  }
+
+  #confirmCurrent(): void {
+    const current = this.#current;
+    if (!current) return;
+    this.#current = null;
+    if (!current.confirmed && !this.#end) {
+      current.confirmed = true;
+      this.#enqueue(RecordKind.ack, idBytes(current.id));
+    }
+  }
+
+  #enqueue(kind: number, ...parts: Uint8Array[]): boolean {
+    if (this.#end) return false;
+    let size = 0;
+    for (const part of parts) size += part.length;
+    if (this.#channel.queuedBytes + size > this.#maxQueueBytes) {
+      this.#finish(
+        CloseCode.tooSlow,
+        `client too slow: more than ${this.#maxQueueBytes} bytes queued`,
+      );
+      return false;
+    }
+    try {
+      this.#channel.send(kind, ...parts);
+      return true;
+    } catch (error) {
+      this.#fail(error);
+      return false;
+    }
+  }
+
+  #fail(error: unknown): void {
+    const failure = error instanceof Error ? error : new Error(String(error));
+    if (failure instanceof FrameTooLargeError) {
+      this.#finish(
+        CloseCode.messageTooLarge,
+        `message larger than ${this.#maxMessageBytes} bytes`,
+        failure,
+      );
+    } else if (failure instanceof ProtocolError) {
+      this.#finish(CloseCode.protocolError, "protocol error", failure);
+    } else {
+      this.#end = {
+        code: CloseCode.normal,
+        reason: failure.message,
+        error: failure,
+      };
+      this.#channel.abort();
+      this.#markClosed();
+    }
+  }
+
+  /** Sends the close record (if the connection still works) and closes. */
+  #finish(code: CloseCodeValue, reason: string, error?: Error): void {
+    if (this.#end) return;
+    this.#end = error ? { code, reason, error } : { code, reason };
+    this.#channel.close(code, reason, { signal: AbortSignal.timeout(2000) })
+      .finally(() => this.#markClosed());
+  }
+
+  #closedPromise(): Promise<void> {
+    if (this.#isClosed) return Promise.resolve();
+    this.#closed ??= Promise.withResolvers<void>();
+    return this.#closed.promise;
+  }
+
+  #markClosed(): void {
+    this.#isClosed = true;
+    this.#closed?.resolve();
+  }
+}
+
+function idBytes(id: number): Uint8Array {
+  const bytes = new Uint8Array(MESSAGE_ID_BYTES);
+  writeUint32(bytes, 0, id);
+  return bytes;
+}

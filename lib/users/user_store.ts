@@ -1,0 +1,354 @@
+/**
+ * Users layer: `UserStore`, the running server's view of the userinfo file.
+ * It keeps the last copy that parsed, reloads on demand (SIGHUP) or when the
+ * file changes, and upgrades a legacy md5 line to SCRAM-SHA-256 after a
+ * login proves the password. Writes go through `updateUserinfo`
+ * (`userinfo_file.ts`: locked and atomic), re-exported here.
+ *
+ * This file does not parse lines (`userinfo.ts`), compute verifiers
+ * (`scram.ts`) or write to the console: it reports through `onEvent`.
+ *
+ * @module
+ */
+
+import { basename, dirname, resolve } from "node:path";
+import { utf8 } from "../wire/bytes.ts";
+import { constantTimeEqual } from "../wire/crypto.ts";
+import { describeError } from "../errors.ts";
+import {
+  createScramVerifier,
+  DEFAULT_SCRAM_ITERATIONS,
+} from "../login/scram.ts";
+import {
+  findUser,
+  legacyMd5Hex,
+  setUser,
+  type Userinfo,
+  type UserVerifier,
+} from "./userinfo.ts";
+import { readUserinfoFile, updateUserinfo } from "./userinfo_file.ts";
+
+export { readUserinfoFile, updateUserinfo } from "./userinfo_file.ts";
+
+/** How long the watcher waits after the last file event before reloading. */
+export const RELOAD_DEBOUNCE_MS = 100;
+
+/**
+ * What a `UserStore` reports; never a verifier. The `event` names match the
+ * server's `LogEventName`s, so events can go straight to a logger.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const store = await UserStore.open("userinfo", {
+ *   onEvent: (event) => logger.log(event),
+ * });
+ * ```
+ */
+export type UserStoreEvent =
+  | { event: "users_loaded"; count: number }
+  | { event: "users_reload_failed"; reason: string }
+  | { event: "user_upgraded"; user: string };
+
+/** Options of `UserStore.open`. */
+export interface UserStoreOptions {
+  /**
+   * Receives loads, failed reloads and upgrades.
+   *
+   * @default {() => {}}
+   */
+  onEvent?: (event: UserStoreEvent) => void;
+}
+
+/** Options of `UserStore.upgradeLegacy`. */
+export interface UpgradeLegacyOptions {
+  /**
+   * PBKDF2 iterations of the new verifier.
+   *
+   * @default {600000}
+   */
+  iterations?: number;
+}
+
+/**
+ * The running server's view of the userinfo file: the last copy that
+ * parsed, reloaded on demand (`reload`, e.g. on SIGHUP) or on change
+ * (`watch`). A malformed file on reload keeps the last good copy.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await using store = await UserStore.open("userinfo", { onEvent: log });
+ * store.watch();
+ * const verifier = store.lookup("bob");
+ * ```
+ */
+export class UserStore {
+  readonly #path: string;
+  readonly #onEvent: (event: UserStoreEvent) => void;
+  #users: Map<string, UserVerifier>;
+  #queue: Promise<void> = Promise.resolve();
+  #watcher: Deno.FsWatcher | undefined;
+  #watching: Promise<void> | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+
+  /**
+   * Use {@link UserStore.open}; not constructed directly.
+   *
+   * @param path The userinfo file.
+   * @param userinfo Its parsed content.
+   * @param onEvent Where events go.
+   */
+  private constructor(
+    path: string,
+    userinfo: Userinfo,
+    onEvent: (event: UserStoreEvent) => void,
+  ) {
+    this.#path = path;
+    this.#onEvent = onEvent;
+    this.#users = indexUsers(userinfo);
+  }
+
+  /**
+   * Loads the userinfo file.
+   *
+   * @param path The userinfo file.
+   * @param options Where events go.
+   * @returns The store, holding the file's users.
+   * @throws {UserinfoSyntaxError} If a line is malformed (with its number).
+   * @throws {Deno.errors.NotFound} If the file does not exist.
+   * @example Usage
+   * ```ts ignore
+   * const store = await UserStore.open("userinfo");
+   * console.log(`${store.userCount} users`);
+   * ```
+   */
+  static async open(
+    path: string,
+    options: UserStoreOptions = {},
+  ): Promise<UserStore> {
+    let userinfo: Userinfo;
+    try {
+      userinfo = await readUserinfoFile(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      throw new Deno.errors.NotFound(
+        `Cannot load users: file ${JSON.stringify(path)} not found ` +
+          `(create it with "server.ts user add NAME")`,
+      );
+    }
+    const onEvent = options.onEvent ?? (() => {});
+    const store = new UserStore(path, userinfo, onEvent);
+    onEvent({ event: "users_loaded", count: store.userCount });
+    return store;
+  }
+
+  /**
+   * The userinfo file, as given to `open`.
+   *
+   * @returns The path.
+   */
+  get path(): string {
+    return this.#path;
+  }
+
+  /**
+   * How many users the last good copy holds.
+   *
+   * @returns The number of users.
+   */
+  get userCount(): number {
+    return this.#users.size;
+  }
+
+  /**
+   * The user names of the last good copy, in file order.
+   *
+   * @returns A new array of names.
+   */
+  userNames(): string[] {
+    return [...this.#users.keys()];
+  }
+
+  /**
+   * A user's verifier, from the last good copy (no I/O).
+   *
+   * @param name The user name.
+   * @returns The verifier, or `null` if there is no such user.
+   * @example Usage
+   * ```ts ignore
+   * if (store.lookup("bob") === null) console.log("no user bob");
+   * ```
+   */
+  lookup(name: string): UserVerifier | null {
+    return this.#users.get(name) ?? null;
+  }
+
+  /**
+   * The most common iteration count among the SCRAM users, so that fake
+   * verifiers for unknown names look like real ones.
+   *
+   * @returns The count, or `null` when no user has a SCRAM verifier.
+   * @example Usage
+   * ```ts ignore
+   * const iterations = store.typicalIterations() ?? 600_000;
+   * ```
+   */
+  typicalIterations(): number | null {
+    const counts = new Map<number, number>();
+    let best: number | null = null;
+    for (const verifier of this.#users.values()) {
+      if (verifier.kind !== "scram-sha-256") continue;
+      const iterations = verifier.scram.iterations;
+      const count = (counts.get(iterations) ?? 0) + 1;
+      counts.set(iterations, count);
+      if (best === null || count > (counts.get(best) ?? 0)) best = iterations;
+    }
+    return best;
+  }
+
+  /**
+   * Re-reads the file. On success emits `users_loaded`; on any failure
+   * keeps the last good copy and emits `users_reload_failed`. Never throws.
+   *
+   * @returns A promise that resolves once the reload is done.
+   * @example Usage
+   * ```ts ignore
+   * Deno.addSignalListener("SIGHUP", () => store.reload());
+   * ```
+   */
+  reload(): Promise<void> {
+    return this.#serialise(async () => {
+      try {
+        const userinfo = await readUserinfoFile(this.#path);
+        this.#users = indexUsers(userinfo);
+        this.#onEvent({ event: "users_loaded", count: this.#users.size });
+      } catch (error) {
+        this.#onEvent({
+          event: "users_reload_failed",
+          reason: describeError(error),
+        });
+      }
+    });
+  }
+
+  /**
+   * Reloads whenever the file changes. Watches the file's directory, since
+   * editors and `updateUserinfo` replace the file rather than write into
+   * it, and waits `RELOAD_DEBOUNCE_MS` after the last event. Calling it
+   * again does nothing. A watch that fails emits `users_reload_failed`.
+   */
+  watch(): void {
+    if (this.#watcher !== undefined || this.#closed) return;
+    const absolute = resolve(this.#path);
+    const name = basename(absolute);
+    const watcher = Deno.watchFs(dirname(absolute), { recursive: false });
+    this.#watcher = watcher;
+    this.#watching = (async () => {
+      try {
+        for await (const event of watcher) {
+          if (event.paths.some((path) => basename(path) === name)) {
+            this.#scheduleReload();
+          }
+        }
+      } catch (error) {
+        if (this.#closed) return;
+        this.#onEvent({
+          event: "users_reload_failed",
+          reason: `Cannot watch users file ${JSON.stringify(this.#path)}: ${
+            describeError(error)
+          }`,
+        });
+      }
+    })();
+  }
+
+  /**
+   * Replaces a legacy md5 line with a SCRAM-SHA-256 verifier (fresh salt)
+   * once the user has proven the password. Under the lock it re-reads the
+   * file and changes it only if the user's line is still that md5 verifier
+   * and `password` matches it; then emits `user_upgraded`.
+   *
+   * @param name The user name.
+   * @param password The password the user just logged in with.
+   * @param options The new verifier's iterations.
+   * @returns Whether the file was changed.
+   * @throws {Error} If the file cannot be read or written.
+   */
+  upgradeLegacy(
+    name: string,
+    password: string,
+    options: UpgradeLegacyOptions = {},
+  ): Promise<boolean> {
+    const expected = utf8(legacyMd5Hex(name, password));
+    const matches = (verifier: UserVerifier | null) =>
+      verifier?.kind === "md5" &&
+      constantTimeEqual(utf8(verifier.md5Hex.toLowerCase()), expected);
+    return this.#serialise(async () => {
+      if (!matches(this.lookup(name))) return false;
+      const scram = await createScramVerifier(password, {
+        iterations: options.iterations ?? DEFAULT_SCRAM_ITERATIONS,
+      });
+      let upgraded = false;
+      const userinfo = await updateUserinfo(this.#path, (current) => {
+        if (!matches(findUser(current, name))) return current;
+        upgraded = true;
+        return setUser(current, name, { kind: "scram-sha-256", scram });
+      });
+      if (!upgraded) return false;
+      this.#users = indexUsers(userinfo);
+      this.#onEvent({ event: "user_upgraded", user: name });
+      return true;
+    });
+  }
+
+  /** Stops watching and cancels a pending reload. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#watcher?.close();
+  }
+
+  /** Same as `close`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Closes, then waits for the watcher and any running reload to finish.
+   *
+   * @returns A promise that resolves once everything has stopped.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.#watching;
+    await this.#queue;
+  }
+
+  #scheduleReload(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (!this.#closed) this.reload();
+    }, RELOAD_DEBOUNCE_MS);
+  }
+
+  // Runs reloads and upgrades one at a time, so an older read never
+  // replaces a newer copy.
+  #serialise<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.#queue.then(task);
+    this.#queue = result.then(() => {}, () => {});
+    return result;
+  }
+}
+
+function indexUsers(userinfo: Userinfo): Map<string, UserVerifier> {
+  const users = new Map<string, UserVerifier>();
+  for (const line of userinfo.lines) {
+    if (line.kind === "user" && !users.has(line.name)) {
+      users.set(line.name, line.verifier);
+    }
+  }
+  return users;
+}
