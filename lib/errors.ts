@@ -202,6 +202,49 @@ export class LoginRejectedError extends Error {
 }
 
 /**
+ * Why a login failed, for the server's log only: the generic `loginFailed`
+ * close is all the client is told. Exit 4.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new LoginFailure("bob", "wrong password");
+ * error instanceof LoginRejectedError; // true
+ * ```
+ */
+export class LoginFailure extends LoginRejectedError {
+  /** The name the client tried. */
+  readonly user: string;
+  /**
+   * Creates the error.
+   *
+   * @param user The name the client tried.
+   * @param message Why the login failed, for the server's log.
+   */
+  constructor(user: string, message: string) {
+    super(message);
+    this.name = "LoginFailure";
+    this.user = user;
+  }
+}
+
+/**
+ * A client sent a message before logging in to a server with users. Exit 1.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new LoginRequiredError();
+ * error instanceof ProtocolError; // true
+ * ```
+ */
+export class LoginRequiredError extends ProtocolError {
+  /** Creates the error. */
+  constructor() {
+    super("Client sent a message before logging in");
+    this.name = "LoginRequiredError";
+  }
+}
+
+/**
  * The peer closed before the work was confirmed. Exit 5.
  *
  * Every message a `Connection` sent but the server had not yet confirmed

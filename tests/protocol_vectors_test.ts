@@ -182,6 +182,18 @@ Deno.test("docs/PROTOCOL.md names every constant of lib/wire/protocol.ts", async
   assert.deepEqual(missing, []);
 });
 
+Deno.test("docs/PROTOCOL.md lists every close code with its number and name", async () => {
+  const doc = await Deno.readTextFile(
+    new URL("../docs/PROTOCOL.md", import.meta.url),
+  );
+  const missing: string[] = [];
+  for (const [name, code] of Object.entries(protocol.CloseCode)) {
+    const row = new RegExp(`^\\|\\s*${code}\\s*\\|\\s*\`${name}\`\\s*\\|`, "m");
+    if (!row.test(doc)) missing.push(`${code} ${name}`);
+  }
+  assert.deepEqual(missing, []);
+});
+
 Deno.test("the BigInt X25519 used below matches RFC 7748 section 6.1", () => {
   const alice = hex(
     "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",

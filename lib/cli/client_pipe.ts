@@ -17,8 +17,8 @@
 
 import { concatBytes } from "../wire/bytes.ts";
 import type { Connection } from "../client/connection.ts";
-import { ClosedError, LoginRejectedError } from "../errors.ts";
-import { CloseCode, DEFAULT_MAX_MESSAGE_BYTES } from "../wire/protocol.ts";
+import { errorForClose } from "../wire/messages.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../wire/protocol.ts";
 import { type CommandIo, denoCommandIo } from "./command_io.ts";
 
 /** What the client reads from and writes to: `CommandIo` plus raw output. */
@@ -206,12 +206,7 @@ export async function endError(
 ): Promise<Error> {
   const error = await ended;
   if (error) return error;
-  const info = await connection.closed;
-  if (info?.code === CloseCode.loginRequired) {
-    return new LoginRejectedError("Server requires a login: give a user name");
-  }
-  const why = info ? `: ${info.reason}` : "";
-  return new ClosedError(`Server closed the connection${why}`);
+  return errorForClose(await connection.closed);
 }
 
 /** Lines of a byte stream, split on LF with a final CR stripped. */

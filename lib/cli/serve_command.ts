@@ -17,8 +17,7 @@ import {
   DEFAULT_SCRAM_ITERATIONS,
   MIN_SCRAM_ITERATIONS,
 } from "../login/scram.ts";
-import { ScramClient } from "../login/scram_client.ts";
-import { ScramServer } from "../login/scram_server.ts";
+import { verifyPassword } from "../login/verifier.ts";
 import {
   serve,
   type ServeOptions,
@@ -28,7 +27,6 @@ import { createChatService } from "../services/chat.ts";
 import { echoService } from "../services/echo.ts";
 import { upperService } from "../services/upper.ts";
 import { UserStore } from "../users/user_store.ts";
-import { legacyMd5Hex } from "../users/userinfo.ts";
 import type { CommandIo } from "./command_io.ts";
 import { parseFlags, positiveInteger } from "./flags.ts";
 
@@ -225,8 +223,8 @@ const DEMO_PASSWORD = "123456";
 
 /**
  * Warns when a user still has the demo password and the server listens
- * beyond loopback. Runs one SCRAM exchange in-process per user; only the
- * shipped demo line is expected to match.
+ * beyond loopback. Checks each user's verifier against the demo password;
+ * only the shipped demo line is expected to match.
  */
 async function warnAboutDemoUser(
   users: UserStore,
@@ -248,17 +246,6 @@ async function warnAboutDemoUser(
 
 async function hasDemoPassword(users: UserStore, name: string) {
   const verifier = users.lookup(name);
-  if (!verifier) return false;
-  if (verifier.kind === "md5") {
-    return verifier.md5Hex === legacyMd5Hex(name, DEMO_PASSWORD);
-  }
-  try {
-    const server = new ScramServer();
-    const client = new ScramClient(name, DEMO_PASSWORD);
-    server.receiveClientFirst(client.clientFirst());
-    const final = await client.clientFinal(server.serverFirst(verifier.scram));
-    return server.receiveClientFinal(final).ok;
-  } catch {
-    return false;
-  }
+  return verifier !== null &&
+    await verifyPassword(verifier, name, DEMO_PASSWORD);
 }

@@ -12,7 +12,7 @@
 import { openChannel } from "../wire/channel.ts";
 import { ConnectionError, TimeoutError } from "../errors.ts";
 import { FrameReader } from "../wire/framing.ts";
-import { raceSignal } from "../wire/deadline.ts";
+import { raceSignal, timeoutSignal } from "../wire/deadline.ts";
 import { handshakeAsClient } from "../wire/handshake.ts";
 import { loginAsClient } from "../login/login.ts";
 import { Connection } from "./connection.ts";
@@ -111,11 +111,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
   if (options.user !== undefined && options.password === undefined) {
     throw new TypeError("Cannot log in: a password is required with a user");
   }
-  const deadline = new AbortController();
-  const timer = setTimeout(
-    () => deadline.abort(),
-    options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS,
-  );
+  using deadline = timeoutSignal(options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS);
   let conn: Deno.TcpConn | null = null;
   try {
     const connecting = Deno.connect({ hostname: host, port });
@@ -159,7 +155,5 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
       // Already closed.
     }
     throw error;
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -12,10 +12,18 @@
  * @module
  */
 
-import { readUint32, utf8, writeUint32 } from "../wire/bytes.ts";
+import { utf8 } from "../wire/bytes.ts";
 import type { Channel, CloseInfo } from "../wire/channel.ts";
-import { ClosedError, LoginRejectedError, ProtocolError } from "../errors.ts";
-import { CloseCode, MESSAGE_ID_BYTES, RecordKind } from "../wire/protocol.ts";
+import { ClosedError, ProtocolError } from "../errors.ts";
+import {
+  encodeMessageId,
+  errorForClose,
+  FIRST_MESSAGE_ID,
+  isCleanClose,
+  nextMessageId,
+  splitMessageId,
+} from "../wire/messages.ts";
+import { CloseCode, RecordKind } from "../wire/protocol.ts";
 
 /** Pushed messages buffered before reading pauses for the consumer. */
 const MAX_BUFFERED_PUSHES = 1024;
@@ -50,7 +58,7 @@ export class Connection implements AsyncIterable<Uint8Array> {
   readonly user: string | null;
   #channel: Channel;
   #maxMessageBytes: number;
-  #nextId = 1;
+  #nextId = FIRST_MESSAGE_ID;
   #pending: Pending[] = [];
   #pushes: Uint8Array[] = [];
   #wakeConsumer: (() => void) | null = null;
@@ -117,15 +125,13 @@ export class Connection implements AsyncIterable<Uint8Array> {
       );
     }
     const id = this.#nextId;
-    this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
-    const idBytes = new Uint8Array(MESSAGE_ID_BYTES);
-    writeUint32(idBytes, 0, id);
+    this.#nextId = nextMessageId(id);
     const { promise, resolve, reject } = Promise.withResolvers<
       Uint8Array | null
     >();
     this.#pending.push({ id, resolve, reject, confirmed: promise });
     try {
-      this.#channel.send(RecordKind.message, idBytes, data);
+      this.#channel.send(RecordKind.message, encodeMessageId(id), data);
     } catch (error) {
       this.#stop(asError(error), null);
     }
@@ -201,9 +207,7 @@ export class Connection implements AsyncIterable<Uint8Array> {
     await Promise.allSettled(this.#pending.map((pending) => pending.confirmed));
     this.#closing = true;
     if (!this.#end) {
-      await this.#channel.close(CloseCode.normal, "client closed", {
-        signal: AbortSignal.timeout(2000),
-      });
+      await this.#channel.close(CloseCode.normal, "client closed");
     }
     await this.#reading;
   }
@@ -235,45 +239,24 @@ export class Connection implements AsyncIterable<Uint8Array> {
     if (kind !== RecordKind.reply && kind !== RecordKind.ack) {
       throw new ProtocolError(`Unexpected record kind ${kind}`);
     }
-    if (body.length < MESSAGE_ID_BYTES) {
-      throw new ProtocolError("Confirmation record too short");
-    }
-    const id = readUint32(body, 0);
+    const { id, data } = splitMessageId(body, "Confirmation");
     const head = this.#pending[0];
     if (!head || head.id !== id) {
       throw new ProtocolError(`Confirmation for unexpected message id ${id}`);
     }
     this.#pending.shift();
-    head.resolve(
-      kind === RecordKind.reply ? body.subarray(MESSAGE_ID_BYTES) : null,
-    );
+    head.resolve(kind === RecordKind.reply ? data : null);
   }
 
   /** Ends the connection: fails what is unconfirmed, wakes the consumer. */
   #stop(error: Error | null, info: CloseInfo | null): void {
     if (this.#end) return;
     const failure = error ?? errorForClose(info);
-    const clean = info !== null &&
-      (info.code === CloseCode.normal || info.code === CloseCode.shuttingDown);
-    this.#end = { error: clean ? null : failure, info };
+    this.#end = { error: isCleanClose(info) ? null : failure, info };
     for (const pending of this.#pending.splice(0)) pending.reject(failure);
     this.#channel.abort();
     this.#wakeConsumer?.();
   }
-}
-
-/** The error a close record means for whatever was still unconfirmed. */
-function errorForClose(info: CloseInfo | null): Error {
-  if (info?.code === CloseCode.loginFailed) {
-    return new LoginRejectedError(
-      "Login rejected: unknown user or wrong password",
-    );
-  }
-  if (info?.code === CloseCode.loginRequired) {
-    return new LoginRejectedError("Server requires a login: give a user name");
-  }
-  const why = info ? `: ${info.reason}` : "";
-  return new ClosedError(`Server closed the connection${why}`);
 }
 
 function asError(error: unknown): Error {

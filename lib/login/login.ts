@@ -11,14 +11,14 @@
 
 import { concatBytes, fromUtf8, utf8 } from "../wire/bytes.ts";
 import type { Channel, ChannelRecord } from "../wire/channel.ts";
-import { constantTimeEqual } from "../wire/crypto.ts";
-import { ClosedError, LoginRejectedError, ProtocolError } from "../errors.ts";
-import { raceSignal } from "../wire/deadline.ts";
-import { CloseCode, LoginStep, RecordKind } from "../wire/protocol.ts";
+import { LoginFailure, LoginRequiredError, ProtocolError } from "../errors.ts";
+import { raceSignal, sleep } from "../wire/deadline.ts";
+import { errorForClose } from "../wire/messages.ts";
+import { LoginStep, RecordKind } from "../wire/protocol.ts";
 import type { ScramVerifier } from "./scram.ts";
 import { ScramClient } from "./scram_client.ts";
 import { fakeScramVerifier, ScramServer } from "./scram_server.ts";
-import { legacyMd5Hex, type UserVerifier } from "../users/userinfo.ts";
+import { matchesLegacyMd5, type UserVerifier } from "./verifier.ts";
 
 /** A user name and password, for {@link loginAsClient}. */
 export interface Credentials {
@@ -88,25 +88,6 @@ export interface ServerLoginOptions {
   delayFor?: (user: string) => number;
 }
 
-/** Why a login failed, for the server's log only (never sent). */
-export class LoginFailure extends LoginRejectedError {
-  /** The name the client tried. */
-  readonly user: string;
-  constructor(user: string, message: string) {
-    super(message);
-    this.name = "LoginFailure";
-    this.user = user;
-  }
-}
-
-/** Thrown by the server when a client sends messages before logging in. */
-export class LoginRequiredError extends ProtocolError {
-  constructor() {
-    super("Client sent a message before logging in");
-    this.name = "LoginRequiredError";
-  }
-}
-
 /**
  * Logs in as `credentials.user` and checks the server's signature.
  *
@@ -165,7 +146,7 @@ export async function loginAsServer(
     expectStep(first, LoginStep.clientFirst);
     const scram = new ScramServer();
     const user = scram.receiveClientFirst(first.text);
-    await pause(options.delayFor?.(user) ?? 0, options.signal);
+    await sleep(options.delayFor?.(user) ?? 0, options.signal);
     const known = users.lookup(user);
     if (known?.kind === "md5") {
       return await legacyLogin(channel, users, { ...options, user, known });
@@ -204,30 +185,14 @@ async function legacyLogin(
   sendStep(channel, LoginStep.legacyRequest, "");
   const answer = await receiveStep(channel, "client");
   expectStep(answer, LoginStep.legacyPassword);
-  const matches = constantTimeEqual(
-    utf8(legacyMd5Hex(user, answer.text)),
-    utf8(known.md5Hex),
-  );
-  if (!matches) throw new LoginFailure(user, "wrong password (legacy md5)");
+  if (!matchesLegacyMd5(known, user, answer.text)) {
+    throw new LoginFailure(user, "wrong password (legacy md5)");
+  }
   await users.upgradeLegacy(user, answer.text, {
     iterations: context.iterations,
   });
   sendStep(channel, LoginStep.legacyAccepted, "");
   return user;
-}
-
-/** Waits `ms`, ending early (silently) if `signal` aborts. */
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 function sendStep(channel: Channel, step: number, text: string): void {
@@ -270,14 +235,8 @@ function expectStep(received: Step, step: number): void {
 }
 
 function closedDuringLogin(channel: Channel, peer: string): Error {
-  const info = channel.closeInfo;
-  if (info?.code === CloseCode.loginFailed) {
-    return new LoginRejectedError(
-      "Login rejected: unknown user or wrong password",
-    );
-  }
-  const why = info ? `: ${info.reason}` : "";
-  return new ClosedError(
-    `The ${peer} closed the connection during login${why}`,
+  return errorForClose(
+    channel.closeInfo,
+    `The ${peer} closed the connection during login`,
   );
 }

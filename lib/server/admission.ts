@@ -9,11 +9,16 @@
  */
 
 import type { Channel } from "../wire/channel.ts";
-import { describeError, KeyRejectedError, ProtocolError } from "../errors.ts";
+import {
+  describeError,
+  KeyRejectedError,
+  LoginFailure,
+  LoginRequiredError,
+} from "../errors.ts";
 import type { ConnectionGate, PenaltyBox } from "./limits.ts";
 import type { Logger } from "./log.ts";
-import { LoginFailure, LoginRequiredError } from "../login/login.ts";
-import { CloseCode } from "../wire/protocol.ts";
+import { sleep } from "../wire/deadline.ts";
+import { closeForError } from "../wire/messages.ts";
 import type { ServeSettings } from "./serve_options.ts";
 
 /** The part of the running server's state that admission reads. */
@@ -24,6 +29,8 @@ export interface AdmissionContext {
   readonly addressPenalties: PenaltyBox;
   readonly userPenalties: PenaltyBox;
   shuttingDown: boolean;
+  /** Aborts when shutdown starts: cuts penalty delays short. */
+  readonly shutdownSignal: AbortSignal;
 }
 
 /** Who a connection is, for logs and penalties. */
@@ -72,6 +79,7 @@ export async function rejectConnection(
 ): Promise<void> {
   const { id, peer, channel } = who;
   const reason = describeError(error);
+  const close = closeForError(error);
   if (error instanceof LoginFailure) {
     ctx.logger.log({
       event: "login_failed",
@@ -83,22 +91,17 @@ export async function rejectConnection(
     const byAddress = penalise(who, ctx);
     const byUser = ctx.userPenalties.recordFailure(`user:${error.user}`);
     const delayMs = Math.max(byAddress, "ms" in byUser ? byUser.ms : 0);
-    await sleepUnlessShutdown(Math.min(delayMs, ctx.options.penaltyCapMs), ctx);
-    await channel?.close(CloseCode.loginFailed, "login failed", {
-      signal: AbortSignal.timeout(1000),
-    });
+    await sleep(
+      Math.min(delayMs, ctx.options.penaltyCapMs),
+      ctx.shutdownSignal,
+    );
   } else if (error instanceof LoginRequiredError) {
     ctx.logger.log({ event: "login_failed", conn: id, peer, reason });
-    await channel?.close(CloseCode.loginRequired, "login required");
   } else {
     ctx.logger.log({ event: "handshake_failed", conn: id, peer, reason });
     if (error instanceof KeyRejectedError) penalise(who, ctx);
-    if (channel && error instanceof ProtocolError) {
-      await channel.close(CloseCode.protocolError, "protocol error", {
-        signal: AbortSignal.timeout(1000),
-      });
-    }
   }
+  if (channel && close) await channel.close(close.code, close.reason);
   channel?.abort();
   closeQuietly(who.conn);
 }
@@ -118,18 +121,6 @@ function penalise(
     reason: verdict.action === "refuse" ? "refusing address" : "delaying",
   });
   return verdict.action === "delay" ? verdict.ms : 0;
-}
-
-async function sleepUnlessShutdown(
-  ms: number,
-  ctx: AdmissionContext,
-): Promise<void> {
-  const until = Date.now() + ms;
-  while (!ctx.shuttingDown && Date.now() < until) {
-    await new Promise((resolve) =>
-      setTimeout(resolve, Math.min(100, until - Date.now()))
-    );
-  }
 }
 
 /** Closes a connection or listener that may already be closed. */

@@ -23,6 +23,7 @@ import { hmacSha256 } from "../wire/crypto.ts";
 import { describeError } from "../errors.ts";
 import { FrameReader } from "../wire/framing.ts";
 import { handshakeAsServer } from "../wire/handshake.ts";
+import { settlesWithin, timeoutSignal } from "../wire/deadline.ts";
 import {
   ConnectionGate,
   normalizeAddress,
@@ -104,9 +105,12 @@ interface Context extends AdmissionContext {
  * @param options Where to listen, the key, the users and the limits.
  * @param handler What to do with each authenticated client.
  * @returns The running server: its address, and `shutdown()`.
- * @throws {RangeError} If the key is shorter than 16 bytes,
- *   `maxMessageBytes` is not 1 to 16 MiB, or `maxConnections`,
- *   `maxStartups` or `loginTimeoutMs` is below 1.
+ * @throws {RangeError} If an option is out of range or malformed: the key
+ *   is shorter than 16 bytes, `maxMessageBytes` is not 1 to 16 MiB,
+ *   `maxConnections` or `maxStartups` is not a positive integer, a duration
+ *   is negative, `penaltyExempt` holds something not an address or range.
+ *   Every option is checked before the port is bound.
+ * @throws {TypeError} If an option has the wrong type.
  * @throws {Deno.errors.AddrInUse} If the port is taken.
  * @example Usage
  * ```ts ignore
@@ -118,16 +122,13 @@ interface Context extends AdmissionContext {
  */
 export function serve(options: ServeOptions, handler: SessionHandler): Server {
   const settings = resolveServeOptions(options);
-  const listener = Deno.listen({
-    hostname: options.host ?? "127.0.0.1",
-    port: options.port ?? 9000,
-  });
   const exempt = parseAddressList(settings.penaltyExempt);
   const penalty = {
     baseMs: settings.penaltyBaseMs,
     capMs: settings.penaltyCapMs,
     exempt,
   };
+  const stopped = new AbortController();
   const ctx: Context = {
     options: settings,
     users: options.users ?? null,
@@ -147,7 +148,13 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     sessions: new Set(),
     starting: new Set(),
     shuttingDown: false,
+    shutdownSignal: stopped.signal,
   };
+  // Bound last: everything above may throw, and must not leave it bound.
+  const listener = Deno.listen({
+    hostname: options.host ?? "127.0.0.1",
+    port: options.port ?? 9000,
+  });
   const addr = listener.addr;
   ctx.logger.log({
     event: "listening",
@@ -164,8 +171,12 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
       return ctx.gate.connections;
     },
     shutdown: () =>
-      stopping ??= shutdownServer(listener, ctx, { tasks, accepting, sweeper })
-        .then(finished.resolve),
+      stopping ??= shutdownServer(listener, ctx, {
+        tasks,
+        accepting,
+        sweeper,
+        stopped,
+      }).then(finished.resolve),
     finished: finished.promise,
   };
 }
@@ -186,10 +197,11 @@ async function acceptLoop(
       await new Promise((resolve) => setTimeout(resolve, 50));
       continue;
     }
-    const task = handleConnection(conn, ++nextId, ctx).catch((error) => {
+    const id = ++nextId;
+    const task = handleConnection(conn, id, ctx).catch((error) => {
       ctx.logger.log({
         event: "error",
-        conn: nextId,
+        conn: id,
         detail: describeError(error),
       });
     });
@@ -237,8 +249,7 @@ async function authenticate(
   who: { id: number; peer: string; address: string },
   ctx: Context,
 ): Promise<{ channel: Channel; user: string | null } | null> {
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), ctx.options.loginTimeoutMs);
+  using deadline = timeoutSignal(ctx.options.loginTimeoutMs);
   const framed = { conn, reader: new FrameReader(conn) };
   let channel: Channel | null = null;
   try {
@@ -269,8 +280,6 @@ async function authenticate(
   } catch (error) {
     await rejectConnection(error, { ...who, channel, conn }, ctx);
     return null;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -288,7 +297,7 @@ async function runSession(
   });
   ctx.sessions.add(session);
   if (ctx.shuttingDown) {
-    session.close("server shutting down", CloseCode.shuttingDown);
+    session.close(CloseCode.shuttingDown, "server shutting down");
   }
   try {
     await ctx.handler(session);
@@ -300,7 +309,9 @@ async function runSession(
       detail: `handler failed: ${describeError(error)}`,
     });
     // The message in hand was not handled: close without confirming it.
-    session.terminate("handler error", CloseCode.handlerError);
+    session.close(CloseCode.handlerError, "handler error", {
+      immediately: true,
+    });
   }
   await session.settle();
   ctx.sessions.delete(session);
@@ -326,7 +337,7 @@ function startIdleSweeper(
     const cutoff = Date.now() - idle;
     for (const session of ctx.sessions) {
       if (session.lastActivity < cutoff) {
-        session.close("idle timeout", CloseCode.idleTimeout);
+        session.close(CloseCode.idleTimeout, "idle timeout");
       }
     }
   }, every);
@@ -339,41 +350,27 @@ async function shutdownServer(
     tasks: Set<Promise<void>>;
     accepting: Promise<void>;
     sweeper: ReturnType<typeof setInterval> | null;
+    stopped: AbortController;
   },
 ): Promise<void> {
   ctx.shuttingDown = true;
+  running.stopped.abort();
   ctx.logger.log({ event: "shutdown", count: ctx.gate.connections });
   closeQuietly(listener);
   await running.accepting;
   for (const conn of ctx.starting) closeQuietly(conn);
   for (const session of ctx.sessions) {
-    session.close("server shutting down", CloseCode.shuttingDown);
+    session.close(CloseCode.shuttingDown, "server shutting down");
   }
   const allClosed = Promise.all(running.tasks);
   if (!(await settlesWithin(allClosed, ctx.options.shutdownTimeoutMs))) {
     for (const session of ctx.sessions) {
-      session.terminate("server shutting down", CloseCode.shuttingDown);
+      session.close(CloseCode.shuttingDown, "server shutting down", {
+        immediately: true,
+      });
     }
     for (const conn of ctx.starting) closeQuietly(conn);
     await settlesWithin(allClosed, 1000);
   }
   if (running.sweeper !== null) clearInterval(running.sweeper);
-}
-
-/**
- * Whether `work` settles within `ms`; the timer never outlives the race.
- */
-async function settlesWithin(
-  work: Promise<unknown>,
-  ms: number,
-): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([work.then(() => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

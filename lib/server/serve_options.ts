@@ -14,7 +14,15 @@ import {
   MAX_MESSAGE_BYTES_LIMIT,
   MIN_PSK_BYTES,
 } from "../wire/protocol.ts";
-import { DEFAULT_SCRAM_ITERATIONS } from "../login/scram.ts";
+import {
+  DEFAULT_SCRAM_ITERATIONS,
+  MAX_SCRAM_ITERATIONS,
+  MIN_SCRAM_ITERATIONS,
+} from "../login/scram.ts";
+import { parseAddressList } from "./address.ts";
+
+/** The longest delay a timer holds, in ms (2^31 − 1). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * Options of {@link serve}. Only `psk` is required; the limits default to
@@ -135,9 +143,13 @@ export type ServeSettings = Required<
 >;
 
 /**
- * Fills in the defaults and checks the ranges.
+ * Fills in the defaults and checks every option, so that `serve()` fails
+ * before it binds the port. Errors name `serve`'s options.
  *
- * @throws {RangeError} If a value is out of range.
+ * @param options What `serve()` was given.
+ * @returns Every setting, resolved to a value.
+ * @throws {RangeError} If a value is out of range or malformed.
+ * @throws {TypeError} If a value has the wrong type.
  */
 export function resolveServeOptions(options: ServeOptions): ServeSettings {
   const settings = {
@@ -155,25 +167,75 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     iterations: options.iterations ?? DEFAULT_SCRAM_ITERATIONS,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
   };
+  if (!(settings.psk instanceof Uint8Array)) {
+    throw new TypeError("Cannot serve: psk must be a Uint8Array");
+  }
   if (settings.psk.length < MIN_PSK_BYTES) {
     throw new RangeError(
       `Cannot serve: the pre-shared key has ${settings.psk.length} bytes, at least ${MIN_PSK_BYTES} required`,
     );
   }
-  if (
-    settings.maxMessageBytes < 1 ||
-    settings.maxMessageBytes > MAX_MESSAGE_BYTES_LIMIT
-  ) {
-    throw new RangeError(
-      `Cannot serve: maxMessageBytes must be 1 to ${MAX_MESSAGE_BYTES_LIMIT}`,
-    );
+  if (typeof settings.logger?.log !== "function") {
+    throw new TypeError("Cannot serve: logger must have a log() method");
   }
-  for (
-    const name of ["maxConnections", "maxStartups", "loginTimeoutMs"] as const
-  ) {
-    if (!(settings[name] >= 1)) {
-      throw new RangeError(`Cannot serve: ${name} must be at least 1`);
-    }
+  if (options.host !== undefined && typeof options.host !== "string") {
+    throw new TypeError("Cannot serve: host must be a string");
+  }
+  checkInteger("port", options.port ?? 0, 0, 65_535);
+  checkInteger(
+    "maxMessageBytes",
+    settings.maxMessageBytes,
+    1,
+    MAX_MESSAGE_BYTES_LIMIT,
+  );
+  checkInteger("maxConnections", settings.maxConnections, 1);
+  checkInteger("maxStartups", settings.maxStartups, 1);
+  checkInteger("maxQueueBytes", settings.maxQueueBytes, 1);
+  checkInteger(
+    "iterations",
+    settings.iterations,
+    MIN_SCRAM_ITERATIONS,
+    MAX_SCRAM_ITERATIONS,
+  );
+  checkMs("loginTimeoutMs", settings.loginTimeoutMs, 1);
+  checkMs("idleTimeoutMs", settings.idleTimeoutMs, 0);
+  checkMs("penaltyBaseMs", settings.penaltyBaseMs, 0);
+  checkMs("penaltyCapMs", settings.penaltyCapMs, 0);
+  checkMs("shutdownTimeoutMs", settings.shutdownTimeoutMs, 0);
+  if (!Array.isArray(settings.penaltyExempt)) {
+    throw new TypeError("Cannot serve: penaltyExempt must be an array");
+  }
+  try {
+    parseAddressList(settings.penaltyExempt);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new RangeError(`Cannot serve: penaltyExempt: ${detail}`, {
+      cause: error,
+    });
   }
   return settings;
+}
+
+function checkInteger(
+  name: string,
+  value: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER
+      ? `at least ${min}`
+      : `${min} to ${max}`;
+    throw new RangeError(
+      `Cannot serve: ${name} must be an integer ${range}, not ${value}`,
+    );
+  }
+}
+
+function checkMs(name: string, value: number, min: number): void {
+  if (typeof value !== "number" || !(value >= min && value <= MAX_TIMER_MS)) {
+    throw new RangeError(
+      `Cannot serve: ${name} must be ${min} to ${MAX_TIMER_MS} ms, not ${value}`,
+    );
+  }
 }

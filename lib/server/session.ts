@@ -2,21 +2,27 @@
  * Layer 5, messages on the server: one logged-in client as the handler sees
  * it. Incoming `message` records become {@link IncomingMessage}s; each one is
  * confirmed in order, by its `reply` or, once the handler moves on without
- * replying, by an `ack`. `send` pushes a message to the client through a
- * bounded queue: a client that falls too far behind is closed with a reason
+ * replying, by an `ack`. `push` sends a `push` record to the client through
+ * a bounded queue: a client that falls too far behind is closed with a reason
  * instead of growing the server's memory. It does not log or count: the
  * server core does.
  *
  * @module
  */
 
-import { readUint32, utf8, writeUint32 } from "../wire/bytes.ts";
+import { utf8 } from "../wire/bytes.ts";
 import type { Channel } from "../wire/channel.ts";
-import { FrameTooLargeError, ProtocolError } from "../errors.ts";
+import { ProtocolError } from "../errors.ts";
+import {
+  closeForError,
+  encodeMessageId,
+  FIRST_MESSAGE_ID,
+  nextMessageId,
+  splitMessageId,
+} from "../wire/messages.ts";
 import {
   CloseCode,
   type CloseCodeValue,
-  MESSAGE_ID_BYTES,
   RecordKind,
 } from "../wire/protocol.ts";
 
@@ -76,6 +82,17 @@ export interface SessionEnd {
   readonly error?: Error;
 }
 
+/** Options of {@link Session.close}. */
+export interface SessionCloseOptions {
+  /**
+   * End now, without waiting for the message in hand to be answered (it is
+   * not confirmed); a close record is still sent if the connection works.
+   *
+   * @default {false}
+   */
+  immediately?: boolean;
+}
+
 /** Options of a {@link Session}. */
 export interface SessionOptions {
   /** Connection id, for logs. */
@@ -98,14 +115,14 @@ const decoder = new TextDecoder();
  * One authenticated client, as a {@link SessionHandler} sees it. Its queue
  * and the message being handled span calls, hence a class.
  *
- * Iterate it for the client's messages (each confirmed in order), `send` to
- * push messages to the client, and `close` to end it. The connection closes
+ * Iterate it for the client's messages (each confirmed in order), `push` to
+ * send messages the client did not ask for, and `close` to end it. The connection closes
  * once the handler returns. Created by `serve()`; not constructed directly.
  *
  * @example Usage
  * ```ts ignore
  * const server = serve({ psk }, async (session) => {
- *   session.send(`hello ${session.user ?? "guest"}`);
+ *   session.push(`hello ${session.user ?? "guest"}`);
  *   for await (const message of session) message.reply(message.data);
  * });
  * ```
@@ -121,7 +138,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
   #maxQueueBytes: number;
   #maxMessageBytes: number;
   #current: { id: number; confirmed: boolean } | null = null;
-  #nextId = 1;
+  #nextId = FIRST_MESSAGE_ID;
   #end: SessionEnd | null = null;
   #closing: { code: CloseCodeValue; reason: string } | null = null;
   #receiving = false;
@@ -185,34 +202,40 @@ export class Session implements AsyncIterable<IncomingMessage> {
    *   client fell too far behind.
    * @example Usage
    * ```ts ignore
-   * if (!session.send("server restarting in 5 minutes")) return;
+   * if (!session.push("server restarting in 5 minutes")) return;
    * ```
    */
-  send(message: string | Uint8Array): boolean {
+  push(message: string | Uint8Array): boolean {
     if (this.#end || this.#closing) return false;
     const data = typeof message === "string" ? utf8(message) : message;
     return this.#enqueue(RecordKind.push, data);
   }
 
   /**
-   * Ends the session: the message being handled may still be answered, then
-   * a close record with `reason` is sent and the connection closed. Calling
-   * it again does nothing.
+   * Ends the session, the one way to: the message being handled may still
+   * be answered (unless `options.immediately`), then a close record with
+   * `code` and `reason` is sent and the connection closed. The arguments
+   * come in the order of `Channel.close`. Calling it again does nothing.
    *
-   * @param reason The reason the client is told.
    * @param code The close code, one of {@link CloseCode}.
+   * @param reason The reason the client is told.
+   * @param options `immediately` to end without waiting for the message in
+   *   hand (it is then not confirmed).
    * @returns A promise that resolves once the connection is closed.
    * @example Usage
    * ```ts ignore
    * message.reply("bye");
-   * await session.close("logged out");
+   * await session.close(CloseCode.normal, "logged out");
    * ```
    */
   close(
-    reason = "closed by server",
     code: CloseCodeValue = CloseCode.normal,
+    reason = "closed by server",
+    options: SessionCloseOptions = {},
   ): Promise<void> {
-    if (!this.#end && !this.#closing) {
+    if (options.immediately) {
+      this.#finish(code, reason);
+    } else if (!this.#end && !this.#closing) {
       this.#closing = { code, reason };
       // Not inside a message: nothing to wait for.
       if (this.#receiving || !this.#current || this.#current.confirmed) {
@@ -220,17 +243,6 @@ export class Session implements AsyncIterable<IncomingMessage> {
       }
     }
     return this.#closedPromise();
-  }
-
-  /**
-   * Ends the session now, without waiting for the message in hand: a close
-   * record is sent if the connection still works.
-   *
-   * @param reason The reason the client is told.
-   * @param code The close code, one of {@link CloseCode}.
-   */
-  terminate(reason: string, code: CloseCodeValue = CloseCode.normal): void {
-    this.#finish(code, reason);
   }
 
   /**
@@ -295,17 +307,13 @@ export class Session implements AsyncIterable<IncomingMessage> {
   }
 
   #accept(body: Uint8Array): IncomingMessage {
-    if (body.length < MESSAGE_ID_BYTES) {
-      throw new ProtocolError("Message record too short");
-    }
-    const id = readUint32(body, 0);
+    const { id, data } = splitMessageId(body, "Message");
     if (id !== this.#nextId) {
       throw new ProtocolError(`Message id ${id} out of order`);
     }
-    this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
+    this.#nextId = nextMessageId(id);
     const current = { id, confirmed: false };
     this.#current = current;
-    const data = body.subarray(MESSAGE_ID_BYTES);
     return {
       id,
       data,
@@ -316,7 +324,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
         }
         current.confirmed = true;
         const bytes = typeof answer === "string" ? utf8(answer) : answer;
-        this.#enqueue(RecordKind.reply, idBytes(id), bytes);
+        this.#enqueue(RecordKind.reply, encodeMessageId(id), bytes);
       },
     };
   }
@@ -327,7 +335,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
     this.#current = null;
     if (!current.confirmed && !this.#end) {
       current.confirmed = true;
-      this.#enqueue(RecordKind.ack, idBytes(current.id));
+      this.#enqueue(RecordKind.ack, encodeMessageId(current.id));
     }
   }
 
@@ -353,14 +361,11 @@ export class Session implements AsyncIterable<IncomingMessage> {
 
   #fail(error: unknown): void {
     const failure = error instanceof Error ? error : new Error(String(error));
-    if (failure instanceof FrameTooLargeError) {
-      this.#finish(
-        CloseCode.messageTooLarge,
-        `message larger than ${this.#maxMessageBytes} bytes`,
-        failure,
-      );
-    } else if (failure instanceof ProtocolError) {
-      this.#finish(CloseCode.protocolError, "protocol error", failure);
+    const close = closeForError(failure, {
+      maxMessageBytes: this.#maxMessageBytes,
+    });
+    if (close) {
+      this.#finish(close.code, close.reason, failure);
     } else {
       this.#end = {
         code: CloseCode.normal,
@@ -376,8 +381,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
   #finish(code: CloseCodeValue, reason: string, error?: Error): void {
     if (this.#end) return;
     this.#end = error ? { code, reason, error } : { code, reason };
-    this.#channel.close(code, reason, { signal: AbortSignal.timeout(2000) })
-      .finally(() => this.#markClosed());
+    this.#channel.close(code, reason).finally(() => this.#markClosed());
   }
 
   #closedPromise(): Promise<void> {
@@ -390,10 +394,4 @@ export class Session implements AsyncIterable<IncomingMessage> {
     this.#isClosed = true;
     this.#closed?.resolve();
   }
-}
-
-function idBytes(id: number): Uint8Array {
-  const bytes = new Uint8Array(MESSAGE_ID_BYTES);
-  writeUint32(bytes, 0, id);
-  return bytes;
 }

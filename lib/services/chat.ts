@@ -29,7 +29,7 @@ export function createChatService(): SessionHandler {
   const broadcast = (from: Session, line: string) => {
     const bytes = encoder.encode(line); // once, not once per member
     for (const member of members) {
-      if (member !== from) member.send(bytes);
+      if (member !== from) member.push(bytes);
     }
   };
   return async function chatService(session: Session): Promise<void> {

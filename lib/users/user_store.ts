@@ -12,20 +12,13 @@
  */
 
 import { basename, dirname, resolve } from "node:path";
-import { utf8 } from "../wire/bytes.ts";
-import { constantTimeEqual } from "../wire/crypto.ts";
 import { describeError } from "../errors.ts";
 import {
   createScramVerifier,
   DEFAULT_SCRAM_ITERATIONS,
 } from "../login/scram.ts";
-import {
-  findUser,
-  legacyMd5Hex,
-  setUser,
-  type Userinfo,
-  type UserVerifier,
-} from "./userinfo.ts";
+import { matchesLegacyMd5, type UserVerifier } from "../login/verifier.ts";
+import { findUser, setUser, type Userinfo } from "./userinfo.ts";
 import { readUserinfoFile, updateUserinfo } from "./userinfo_file.ts";
 
 export { readUserinfoFile, updateUserinfo } from "./userinfo_file.ts";
@@ -279,10 +272,8 @@ export class UserStore {
     password: string,
     options: UpgradeLegacyOptions = {},
   ): Promise<boolean> {
-    const expected = utf8(legacyMd5Hex(name, password));
     const matches = (verifier: UserVerifier | null) =>
-      verifier?.kind === "md5" &&
-      constantTimeEqual(utf8(verifier.md5Hex.toLowerCase()), expected);
+      matchesLegacyMd5(verifier, name, password);
     return this.#serialise(async () => {
       if (!matches(this.lookup(name))) return false;
       const scram = await createScramVerifier(password, {

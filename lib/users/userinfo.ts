@@ -13,28 +13,18 @@
  */
 
 import { fromBase64, toBase64, utf8 } from "../wire/bytes.ts";
-import { md5Hex } from "../wire/crypto.ts";
 import { UserinfoSyntaxError } from "../errors.ts";
 import { saslprep } from "../login/saslprep.ts";
+import type { UserVerifier } from "../login/verifier.ts";
 import {
   MAX_SCRAM_ITERATIONS,
   MIN_SCRAM_ITERATIONS,
   type ScramVerifier,
 } from "../login/scram.ts";
 
-/**
- * How a user's password is checked: a SCRAM-SHA-256 verifier, or a legacy
- * md5 hash (upgraded to SCRAM at the user's next login).
- *
- * @example Usage
- * ```ts ignore
- * const verifier = store.lookup("bob");
- * if (verifier?.kind === "md5") console.log("bob has a legacy password");
- * ```
- */
-export type UserVerifier =
-  | { readonly kind: "scram-sha-256"; readonly scram: ScramVerifier }
-  | { readonly kind: "md5"; readonly md5Hex: string };
+// The verifier and the legacy hash belong to the login layer; the file
+// format re-exports them for its callers.
+export { legacyMd5Hex, type UserVerifier } from "../login/verifier.ts";
 
 /** One line of a userinfo file. */
 export type UserinfoLine =
@@ -272,21 +262,6 @@ export function formatScramVerifier(verifier: ScramVerifier): string {
   return `${SCRAM_PREFIX}${verifier.iterations}:${toBase64(verifier.salt)}$${
     toBase64(verifier.storedKey)
   }:${toBase64(verifier.serverKey)}`;
-}
-
-/**
- * The legacy verifier: md5 of the name followed by the password.
- *
- * @param name The user name.
- * @param password The password.
- * @returns 32 lower-case hex digits.
- * @example Usage
- * ```ts
- * legacyMd5Hex("alex", "123456"); // "94e4ccf5e2749b0bfe0428603738c0f9"
- * ```
- */
-export function legacyMd5Hex(name: string, password: string): string {
-  return md5Hex(utf8(name + password));
 }
 
 function parseLine(text: string, lineNumber: number): UserinfoLine {

@@ -19,9 +19,11 @@ import {
   KeyRejectedError,
   ProtocolError,
 } from "../errors.ts";
+import { settlesBefore, timeoutSignal } from "./deadline.ts";
 import { takeWriteBatch, writeAll } from "./framing.ts";
 import type { FramedConn } from "./framing.ts";
 import type { SessionKeys } from "./key_schedule.ts";
+import { CLOSE_FLUSH_TIMEOUT_MS } from "./messages.ts";
 import {
   type CloseCodeValue,
   FAILURE_BYTES,
@@ -205,7 +207,8 @@ export class Channel {
 
   /**
    * Sends an authenticated close record, waits for queued records to leave
-   * (at most until `signal` aborts), then closes the connection.
+   * (at most until `options.signal` aborts, by default
+   * `CLOSE_FLUSH_TIMEOUT_MS`), then closes the connection.
    */
   async close(
     code: CloseCodeValue,
@@ -216,12 +219,8 @@ export class Channel {
     try {
       this.send(RecordKind.close, Uint8Array.of(code), utf8(reason));
       this.#closed = true;
-      const flushed = this.flushed();
-      if (options.signal) {
-        await untilFlushedOrAborted(flushed, options.signal);
-      } else {
-        await flushed;
-      }
+      using deadline = timeoutSignal(CLOSE_FLUSH_TIMEOUT_MS);
+      await settlesBefore(this.flushed(), options.signal ?? deadline.signal);
     } catch {
       // Closing anyway: the peer is gone or too slow to take the close.
     } finally {
@@ -310,21 +309,5 @@ function parseClose(body: Uint8Array): CloseInfo {
     throw new ProtocolError("Cannot read close record: bad UTF-8", {
       cause: error,
     });
-  }
-}
-
-/** Waits for `flushed`, or for `signal` to abort, whichever is first. */
-async function untilFlushedOrAborted(
-  flushed: Promise<void>,
-  signal: AbortSignal,
-): Promise<void> {
-  if (signal.aborted) return;
-  let onAbort = () => {};
-  const aborted = new Promise<void>((resolve) => onAbort = resolve);
-  signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    await Promise.race([flushed, aborted]);
-  } finally {
-    signal.removeEventListener("abort", onAbort);
   }
 }

@@ -84,7 +84,7 @@ export const RECORD_OVERHEAD_BYTES = 1 + MESSAGE_ID_BYTES + TAG_BYTES;
  *
  * @example Usage
  * ```ts ignore
- * await session.close("maintenance", CloseCode.shuttingDown);
+ * await session.close(CloseCode.shuttingDown, "maintenance");
  * ```
  */
 export const CloseCode = {

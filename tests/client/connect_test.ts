@@ -190,7 +190,7 @@ Deno.test("Connection rejects every unconfirmed message when the server closes",
   const client = await ts.connect();
   const pending = [client.send("1"), client.send("2"), client.send("3")];
   await received.promise;
-  serverSession!.terminate("going away", CloseCode.tooSlow);
+  serverSession!.close(CloseCode.tooSlow, "going away", { immediately: true });
   for (const result of await Promise.allSettled(pending)) {
     assert.equal(result.status, "rejected");
     assert.ok(result.reason instanceof ClosedError);
@@ -207,9 +207,9 @@ Deno.test("Connection yields pushes in order and ends iteration on a normal clos
     handler: async (session) => {
       for await (const message of session) {
         const count = Number(message.text());
-        for (let i = 0; i < count; i++) session.send(`push ${i}`);
+        for (let i = 0; i < count; i++) session.push(`push ${i}`);
         message.reply("sent");
-        session.close("done", CloseCode.normal);
+        session.close(CloseCode.normal, "done");
       }
     },
   });
@@ -231,8 +231,8 @@ Deno.test("Connection yields pushes in order and ends iteration on a normal clos
 Deno.test("Connection iteration throws the close error after an abnormal close", async () => {
   await using ts = await startTestServer({
     handler: (session) => {
-      session.send("last words");
-      return session.close("handler error", CloseCode.handlerError);
+      session.push("last words");
+      return session.close(CloseCode.handlerError, "handler error");
     },
   });
   const client = await ts.connect();

@@ -5,7 +5,9 @@ import { connect } from "../../lib/client/connect.ts";
 import {
   ClosedError,
   ConnectionError,
+  LoginFailure,
   LoginRejectedError,
+  LoginRequiredError,
   ProtocolError,
   TimeoutError,
 } from "../../lib/errors.ts";
@@ -13,8 +15,6 @@ import type { SessionKeys } from "../../lib/wire/key_schedule.ts";
 import {
   loginAsClient,
   loginAsServer,
-  LoginFailure,
-  LoginRequiredError,
   type ServerLoginOptions,
   type UserDirectory,
 } from "../../lib/login/login.ts";

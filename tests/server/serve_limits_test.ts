@@ -188,7 +188,7 @@ Deno.test("serve() closes a client that sends more than maxMessageBytes with mes
 
 // --- Bounded outgoing queue ---
 
-Deno.test("Session.send() closes a client that does not read once maxQueueBytes are queued, with tooSlow", async () => {
+Deno.test("Session.push() closes a client that does not read once maxQueueBytes are queued, with tooSlow", async () => {
   const chunk = new Uint8Array(32 * 1024).fill(7);
   const flooded = Promise.withResolvers<number>();
   await using ts = await startTestServer({
@@ -197,7 +197,7 @@ Deno.test("Session.send() closes a client that does not read once maxQueueBytes 
       for await (const _message of session) {
         let pushed = 0;
         // Bounded: the kernel buffers hold a few MiB at most.
-        while (pushed < 20_000 && session.send(chunk)) {
+        while (pushed < 20_000 && session.push(chunk)) {
           pushed++;
           await delay(0);
         }

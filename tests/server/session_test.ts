@@ -67,7 +67,7 @@ async function sessionPair(
     client,
     clientChannel,
     async [Symbol.asyncDispose]() {
-      session.terminate("test over");
+      session.close(CloseCode.normal, "test over", { immediately: true });
       await session.closed;
       clientChannel.abort();
       await client.closed;
@@ -128,10 +128,10 @@ Deno.test("IncomingMessage.reply() throws when called twice or for an earlier me
   assert.deepEqual((await Promise.all(sends)).map(text), ["A", "B"]);
 });
 
-Deno.test("Session.send() pushes messages to the client in order", async () => {
+Deno.test("Session.push() pushes messages to the client in order", async () => {
   await using p = await sessionPair();
-  for (let i = 0; i < 50; i++) assert.equal(p.session.send(`push ${i}`), true);
-  assert.equal(p.session.send(Uint8Array.of(0, 1, 2)), true);
+  for (let i = 0; i < 50; i++) assert.equal(p.session.push(`push ${i}`), true);
+  assert.equal(p.session.push(Uint8Array.of(0, 1, 2)), true);
   const received: string[] = [];
   for await (const push of p.client) {
     received.push(text(push)!);
@@ -146,7 +146,7 @@ Deno.test("Session.send() pushes messages to the client in order", async () => {
 
 Deno.test("Session.close() between messages closes at once with its code and reason", async () => {
   await using p = await sessionPair();
-  await p.session.close("see you", CloseCode.shuttingDown);
+  await p.session.close(CloseCode.shuttingDown, "see you");
   assert.deepEqual(p.session.end, {
     code: CloseCode.shuttingDown,
     reason: "see you",
@@ -155,7 +155,7 @@ Deno.test("Session.close() between messages closes at once with its code and rea
     code: CloseCode.shuttingDown,
     reason: "see you",
   });
-  assert.equal(p.session.send("after"), false);
+  assert.equal(p.session.push("after"), false);
   const iterator = p.session[Symbol.asyncIterator]();
   assert.equal(await next(iterator), null);
 });
@@ -166,9 +166,9 @@ Deno.test("Session.close() while a message is in hand lets it be answered first"
   const iterator = p.session[Symbol.asyncIterator]();
   const message = await next(iterator);
   assert.ok(message);
-  const closed = p.session.close("bye", CloseCode.normal);
+  const closed = p.session.close(CloseCode.normal, "bye");
   assert.equal(p.session.end, null, "closed before the answer");
-  assert.equal(p.session.send("push after close"), false);
+  assert.equal(p.session.push("push after close"), false);
   message.reply("answer");
   assert.equal(await next(iterator), null);
   await closed;
@@ -185,7 +185,7 @@ Deno.test("Session.close() after the message in hand was answered closes at once
   assert.ok(message);
   message.reply("answer");
   // Nothing is left to wait for: a handler may await this in its loop body.
-  const closed = p.session.close("bye", CloseCode.normal);
+  const closed = p.session.close(CloseCode.normal, "bye");
   assert.deepEqual(p.session.end, { code: CloseCode.normal, reason: "bye" });
   await closed;
   assert.equal(text(await reply), "answer");
@@ -193,13 +193,13 @@ Deno.test("Session.close() after the message in hand was answered closes at once
   assert.equal(await next(iterator), null);
 });
 
-Deno.test("Session.terminate() closes at once without confirming the message in hand", async () => {
+Deno.test("Session.close() with immediately closes at once without confirming the message in hand", async () => {
   await using p = await sessionPair();
   const pending = p.client.send("never confirmed");
   const iterator = p.session[Symbol.asyncIterator]();
   const message = await next(iterator);
   assert.ok(message);
-  p.session.terminate("gone", CloseCode.handlerError);
+  p.session.close(CloseCode.handlerError, "gone", { immediately: true });
   await p.session.closed;
   await assert.rejects(pending, ClosedError);
   assert.deepEqual(await p.client.closed, {
@@ -280,14 +280,14 @@ Deno.test("Session ends with messageTooLarge when a record exceeds maxMessageByt
   assert.ok(p.session.end?.error instanceof FrameTooLargeError);
 });
 
-Deno.test("Session.send() closes the client as too slow past maxQueueBytes", async () => {
+Deno.test("Session.push() closes the client as too slow past maxQueueBytes", async () => {
   await using p = await sessionPair({ maxQueueBytes: 1000 });
   // Both in one tick: nothing is written between them.
-  assert.equal(p.session.send(new Uint8Array(600)), true);
-  assert.equal(p.session.send(new Uint8Array(600)), false);
+  assert.equal(p.session.push(new Uint8Array(600)), true);
+  assert.equal(p.session.push(new Uint8Array(600)), false);
   assert.equal(p.session.end?.code, CloseCode.tooSlow);
   assert.match(p.session.end?.reason ?? "", /more than 1000 bytes queued/);
-  assert.equal(p.session.send("after"), false);
+  assert.equal(p.session.push("after"), false);
   const received: number[] = [];
   await assert.rejects(async () => {
     for await (const push of p.client) received.push(push.length);
