@@ -13,7 +13,7 @@
  * @module
  */
 
-import { dirname } from "node:path";
+import { createFileExclusively, updateFileAtomically } from "./atomic_file.ts";
 import { toHex, utf8 } from "./wire/bytes.ts";
 import { randomBytes } from "./wire/crypto.ts";
 import { MIN_PSK_BYTES } from "./wire/protocol.ts";
@@ -155,8 +155,7 @@ export async function resolvePsk(
 /**
  * Writes a new random key: 32 random bytes as 64 lower-case hex characters
  * and a newline, mode 0600. Without `force` the file is created only if
- * absent; with `force` it is replaced atomically (a temporary file in the
- * same directory, then a rename).
+ * absent; with `force` it is replaced atomically with mode 0600 (`updateFileAtomically` in `atomic_file.ts`).
  *
  * @param path The key file.
  * @param options `force`: replace an existing file (default `false`).
@@ -216,64 +215,22 @@ async function readAtMost(file: Deno.FsFile, limit: number) {
 }
 
 /** Creates `path` with a new key; `false` if it already exists. */
-async function createKeyFile(path: string): Promise<boolean> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, {
-      write: true,
-      createNew: true,
-      mode: KEY_FILE_MODE,
-    });
-  } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) return false;
-    throw new Error(`Cannot write key file ${quote(path)}`, { cause: error });
-  }
-  try {
-    using _ = file;
-    await restrictMode(path);
-    await writeAllAndSync(file, newKeyText());
-  } catch (error) {
-    await Deno.remove(path).catch(() => {}); // keep the first error
-    throw new Error(`Cannot write key file ${quote(path)}`, { cause: error });
-  }
-  return true;
+function createKeyFile(path: string): Promise<boolean> {
+  return createFileExclusively(path, utf8(newKeyText()), {
+    what: "key file",
+    mode: KEY_FILE_MODE,
+  });
 }
 
-/** Replaces `path` atomically with a new key, keeping mode 0600. */
+/** Replaces `path` atomically with a new key, mode 0600. */
 async function replaceKeyFile(path: string): Promise<void> {
-  let tempPath: string | undefined;
-  try {
-    tempPath = await Deno.makeTempFile({
-      dir: dirname(path),
-      prefix: ".doorman-key-",
-      suffix: ".tmp",
-    });
-    await restrictMode(tempPath);
-    {
-      using file = await Deno.open(tempPath, { write: true, truncate: true });
-      await writeAllAndSync(file, newKeyText());
-    }
-    await Deno.rename(tempPath, path);
-  } catch (error) {
-    if (tempPath !== undefined) {
-      await Deno.remove(tempPath).catch(() => {}); // keep the first error
-    }
-    throw new Error(`Cannot write key file ${quote(path)}`, { cause: error });
-  }
-}
-
-async function writeAllAndSync(file: Deno.FsFile, text: string) {
-  const bytes = utf8(text);
-  let offset = 0;
-  while (offset < bytes.length) {
-    offset += await file.write(bytes.subarray(offset));
-  }
-  await file.syncData();
-}
-
-/** Sets mode 0600 whatever the umask; Windows has no such modes. */
-async function restrictMode(path: string): Promise<void> {
-  if (Deno.build.os !== "windows") await Deno.chmod(path, KEY_FILE_MODE);
+  await updateFileAtomically(path, () => utf8(newKeyText()), {
+    what: "key file",
+    newFileMode: KEY_FILE_MODE,
+    keepMode: false,
+    tempPrefix: ".doorman-key-",
+    lock: false,
+  });
 }
 
 function newKeyText(): string {

@@ -3,13 +3,10 @@
  * lock with an atomic write (`updateUserinfo`), safe against other writers
  * and against being killed.
  *
- * Every change is lock → read → modify → write a temp file in the same
- * directory → fsync → rename over the file → fsync the directory. The lock is
- * an exclusive `FsFile.lock` on a sidecar `${path}.lock` (created if missing,
- * never deleted), so writers in different processes take turns. A process
- * killed at any point leaves the old or the new file, never a broken one;
- * stray `.userinfo-*` temp files may remain. Readers take no lock: a rename
- * is atomic, so they see one whole file.
+ * Every change goes through `updateFileAtomically` (`../atomic_file.ts`):
+ * lock → read → modify → write a temp file → fsync → rename → fsync the
+ * directory, safe against other writers, symbolic-link swaps and being
+ * killed; stray `.userinfo-*` temp files may remain. Readers take no lock.
  *
  * This file does not parse lines (`userinfo.ts`) or keep a copy in memory
  * (`user_store.ts`).
@@ -17,7 +14,7 @@
  * @module
  */
 
-import { dirname } from "node:path";
+import { updateFileAtomically } from "../atomic_file.ts";
 import { utf8 } from "../wire/bytes.ts";
 import { UserinfoSyntaxError } from "../errors.ts";
 import { formatUserinfo, parseUserinfo, type Userinfo } from "./userinfo.ts";
@@ -52,7 +49,7 @@ export async function readUserinfoFile(path: string): Promise<Userinfo> {
 /**
  * Changes a userinfo file under its lock and replaces it atomically. A
  * missing file starts empty and is created with mode 0600; an existing
- * file keeps its mode. If `change` returns its argument unchanged, an
+ * file keeps its mode (and, under root, its owner and group). If `change` returns its argument unchanged, an
  * existing file is left as it is. A symbolic link is followed: its target
  * is replaced, the link stays.
  *
@@ -72,15 +69,20 @@ export async function updateUserinfo(
   change: (userinfo: Userinfo) => Userinfo | Promise<Userinfo>,
 ): Promise<Userinfo> {
   const target = await followLink(path);
-  using lock = await openLockFile(target);
-  await lock.lock(true);
-  const text = await readText(target);
-  const current = text === null ? { lines: [] } : parseText(path, text);
-  const next = await change(current);
-  if (text !== null && next === current) return current;
-  const mode = text === null ? NEW_FILE_MODE : await fileMode(target);
-  await writeAtomically(target, formatUserinfo(next), mode);
-  return next;
+  let result: Userinfo = { lines: [] };
+  await updateFileAtomically(target, async (bytes) => {
+    const current = bytes === null
+      ? { lines: [] }
+      : parseText(path, new TextDecoder().decode(bytes));
+    result = await change(current);
+    if (bytes !== null && result === current) return null;
+    return utf8(formatUserinfo(result));
+  }, {
+    what: "users file",
+    newFileMode: NEW_FILE_MODE,
+    tempPrefix: TEMP_PREFIX,
+  });
+  return result;
 }
 
 // The real path if `path` exists (so a link's target is replaced, not the
@@ -93,22 +95,6 @@ async function followLink(path: string): Promise<string> {
     throw new Error(`Cannot read users file ${JSON.stringify(path)}`, {
       cause: error,
     });
-  }
-}
-
-async function openLockFile(path: string): Promise<Deno.FsFile> {
-  try {
-    return await Deno.open(`${path}.lock`, {
-      read: true,
-      write: true,
-      create: true,
-      mode: NEW_FILE_MODE,
-    });
-  } catch (error) {
-    throw new Error(
-      `Cannot lock users file ${JSON.stringify(path)}`,
-      { cause: error },
-    );
   }
 }
 
@@ -138,61 +124,5 @@ function parseText(path: string, text: string): Userinfo {
       `Cannot read users file ${JSON.stringify(path)}: ${detail}${where}`,
       error.line,
     );
-  }
-}
-
-async function fileMode(path: string): Promise<number> {
-  const { mode } = await Deno.stat(path);
-  return mode === null ? NEW_FILE_MODE : mode & 0o7777;
-}
-
-async function writeAtomically(
-  path: string,
-  text: string,
-  mode: number,
-): Promise<void> {
-  const directory = dirname(path);
-  let tempPath: string | undefined;
-  try {
-    tempPath = await Deno.makeTempFile({ dir: directory, prefix: TEMP_PREFIX });
-    await Deno.chmod(tempPath, mode);
-    {
-      using file = await Deno.open(tempPath, { write: true, truncate: true });
-      await writeAll(file, utf8(text));
-      await file.sync();
-    }
-    await Deno.rename(tempPath, path);
-    tempPath = undefined;
-  } catch (error) {
-    if (tempPath !== undefined) await removeQuietly(tempPath);
-    throw new Error(`Cannot write users file ${JSON.stringify(path)}`, {
-      cause: error,
-    });
-  }
-  await syncDirectory(directory);
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let offset = 0; offset < bytes.length;) {
-    offset += await file.write(bytes.subarray(offset));
-  }
-}
-
-async function removeQuietly(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch {
-    // The write already failed; a stray temp file is harmless and that
-    // failure is the one worth reporting.
-  }
-}
-
-async function syncDirectory(directory: string): Promise<void> {
-  try {
-    using handle = await Deno.open(directory, { read: true });
-    await handle.sync();
-  } catch {
-    // Some platforms (Windows) cannot open or fsync a directory. The rename
-    // is done; only its durability across a power cut is weaker there.
   }
 }
