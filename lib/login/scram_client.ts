@@ -55,7 +55,8 @@ type ClientStep = "first" | "final" | "verify" | "done" | "busy" | "failed";
  * `clientFinal(serverFirst)`, then `verifyServerFinal(serverFinal)`.
  *
  * @example Usage
- * ```ts
+ * ```ts ignore
+ * // `send` and `receive` carry login records (login.ts).
  * const client = new ScramClient("user", "pencil");
  * send(client.clientFirst());
  * send(await client.clientFinal(await receive()));

@@ -44,6 +44,7 @@ const SASLNAME_REGEXP = /^(?:[^\0=,]|=2C|=3D)+$/;
  * @returns A verifier shaped like a real one.
  * @example Usage
  * ```ts
+ * const secret = crypto.getRandomValues(new Uint8Array(32));
  * const verifier = fakeScramVerifier(secret, "mallory", 600_000);
  * ```
  */
@@ -75,7 +76,8 @@ type ServerStep = "first" | "verifier" | "final" | "done" | "busy" | "failed";
  * names the user), `serverFirst(verifier)`, then `receiveClientFinal`.
  *
  * @example Usage
- * ```ts
+ * ```ts ignore
+ * // `send` and `receive` carry login records (login.ts).
  * const server = new ScramServer();
  * const user = server.receiveClientFirst(await receive());
  * send(server.serverFirst(findVerifier(user)));

@@ -83,7 +83,8 @@ const MAX_DOUBLINGS = 52;
  * @example Usage
  * ```ts
  * const box = new PenaltyBox({ exempt: parseAddressList(["127.0.0.1"]) });
- * if (box.verdict(peer).action === "refuse") conn.close();
+ * const peer = "192.0.2.7";
+ * if (box.verdict(peer).action === "refuse") console.log("refused");
  * const verdict = box.recordFailure(peer); // after a failed handshake
  * ```
  */
@@ -233,7 +234,8 @@ export interface ConnectionGateOptions {
  * @example Usage
  * ```ts
  * const gate = new ConnectionGate({ maxConnections: 100, maxStartups: 10 });
- * if (!gate.tryAdmit()) return conn.close();
+ * const login = () => Promise.resolve();
+ * if (!gate.tryAdmit()) throw new Error("refused");
  * let established = false;
  * try {
  *   await login();

@@ -231,8 +231,8 @@ async function handleConnection(
   }
   if (!start) return;
   ctx.gate.established();
-  // Returned, not awaited: this frame ends here instead of staying suspended
-  // for the whole session of every idle connection (bench: idle memory).
+  // Returned, not awaited, so this frame ends here: idle read path
+  // (framing.ts).
   return runSession(start.channel, { id, peer, user: start.user, conn }, ctx)
     .finally(() => ctx.gate.release({ established: true }));
 }

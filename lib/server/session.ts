@@ -143,8 +143,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
   #closing: { code: CloseCodeValue; reason: string } | null = null;
   #receiving = false;
   #lastActivity = Date.now();
-  // Made on first use: most sessions never ask, and every idle connection
-  // would pay for a promise and its resolver (bench: idle memory).
+  // Made on first use: idle read path (framing.ts).
   #closed: PromiseWithResolvers<void> | null = null;
   #isClosed = false;
 
@@ -281,8 +280,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
         await this.#channel.flushed().catch(() => {});
         if (this.#end) return;
       }
-      // Received inline rather than in a helper: each suspended async
-      // frame costs every idle connection memory.
+      // Received inline, not in a helper: idle read path (framing.ts).
       this.#receiving = true;
       let message: IncomingMessage | null = null;
       try {

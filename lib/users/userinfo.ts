@@ -91,7 +91,7 @@ export function parseUserinfo(text: string): Userinfo {
  * @returns The text, each line ending in "\n" (`""` if there are none).
  * @throws {RangeError} If a comment is not blank or `#…`, or spans lines.
  * @example Usage
- * ```ts
+ * ```ts ignore
  * await Deno.writeTextFile(path, formatUserinfo(users));
  * ```
  */
@@ -118,7 +118,8 @@ export function formatUserinfo(userinfo: Userinfo): string {
  * @returns The user's verifier, or `null` if there is no such user.
  * @example Usage
  * ```ts
- * const verifier = findUser(users, "alex");
+ * const users = parseUserinfo("# demo\n");
+ * const verifier = findUser(users, "alex"); // null
  * ```
  */
 export function findUser(
@@ -142,7 +143,9 @@ export function findUser(
  *   md5 verifier is not 32 hex digits.
  * @example Usage
  * ```ts
- * users = setUser(users, "alex", { kind: "scram-sha-256", scram });
+ * import { createScramVerifier } from "../login/scram.ts";
+ * const scram = await createScramVerifier("pencil", { iterations: 4096 });
+ * const users = setUser({ lines: [] }, "alex", { kind: "scram-sha-256", scram });
  * ```
  */
 export function setUser(
@@ -171,7 +174,7 @@ export function setUser(
  * @throws {RangeError} If there is no such user.
  * @example Usage
  * ```ts
- * users = removeUser(users, "alex");
+ * const users = removeUser(parseUserinfo(""), "alex");
  * ```
  */
 export function removeUser(userinfo: Userinfo, name: string): Userinfo {
@@ -213,7 +216,7 @@ export function validateUserName(name: string): void {
  * @returns The verifier.
  * @throws {SyntaxError} If `text` is malformed; the message never includes it.
  * @example Usage
- * ```ts
+ * ```ts ignore
  * const scram = parseScramVerifier(line.split("|")[1]);
  * ```
  */
@@ -255,7 +258,8 @@ export function parseScramVerifier(text: string): ScramVerifier {
  * @returns `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`.
  * @example Usage
  * ```ts
- * formatScramVerifier(await createScramVerifier("pencil"));
+ * import { createScramVerifier } from "../login/scram.ts";
+ * formatScramVerifier(await createScramVerifier("pencil", { iterations: 4096 }));
  * ```
  */
 export function formatScramVerifier(verifier: ScramVerifier): string {

@@ -123,8 +123,7 @@ export class Channel {
    */
   receive(): Promise<ChannelRecord | null> {
     if (this.#closeInfo) return Promise.resolve(null);
-    // A promise chain, not an async function: idle connections wait here,
-    // and a suspended async frame each would cost memory (bench: idle).
+    // A promise chain, not an async function: idle read path (framing.ts).
     return this.#framed.reader.readFrame(this.#maxRecordBytes)
       .then((frame) => this.#openFrame(frame));
   }

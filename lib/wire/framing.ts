@@ -4,6 +4,14 @@
  * length above the caller's limit is rejected before anything is allocated.
  * This layer knows nothing of what frames carry.
  *
+ * **The idle read path.** Reading starts here, and every idle connection
+ * waits on it for its next frame: `FrameReader.readFrame` → `Channel.receive`
+ * → the session's receive (server) or read loop (client). On that path,
+ * write promise chains, not async functions, and create promises lazily: a
+ * suspended async frame or an unused resolver costs memory on every idle
+ * connection (`deno task bench`, idle memory). Code on the path points here
+ * with "idle read path (framing.ts)" instead of repeating this.
+ *
  * @module
  */
 
@@ -83,8 +91,7 @@ export class FrameReader {
    * @throws {ConnectionError} If reading fails.
    */
   readFrame(maxBytes: number): Promise<Uint8Array | null> {
-    // Not an async function: an idle connection waits here for a header, and
-    // a suspended async frame per connection costs memory (bench: idle).
+    // Not an async function: idle read path (framing.ts).
     if (this.#end - this.#start < FRAME_HEADER_BYTES) {
       return this.#fill(FRAME_HEADER_BYTES, "frame").then((more) =>
         more ? this.#readAfterHeader(maxBytes) : null
@@ -131,9 +138,8 @@ export class FrameReader {
   /**
    * Ensures `n` bytes are buffered. Resolves false on a clean end before any
    * byte of this unit (unless `inside` says we are already within a frame).
-   * A loop of reads written as a promise chain rather than an async
-   * function: every idle connection waits here, and a suspended async frame
-   * each would cost memory (bench: idle memory).
+   * A loop of reads written as a promise chain: idle read path (module
+   * comment).
    */
   #fill(n: number, unit: string, inside = false): Promise<boolean> {
     if (this.#end - this.#start >= n) return Promise.resolve(true);
@@ -190,8 +196,7 @@ export class FrameReader {
     this.#buffer = bigger;
   }
 
-  // Not an async function: an idle connection waits here, and a suspended
-  // async frame per connection costs memory (bench: idle memory).
+  // Not an async function: idle read path (framing.ts).
   #read(target: Uint8Array): Promise<number | null> {
     const wrap = (error: unknown) => {
       throw new ConnectionError("Cannot read from connection", {

@@ -145,6 +145,7 @@ export function closeCodeName(code: number): string {
  * @returns A few lower-case words: `"idle timeout"`, `"login failed"`.
  * @example Usage
  * ```ts
+ * import { CloseCode } from "./protocol.ts";
  * closeReason(CloseCode.idleTimeout); // "idle timeout"
  * ```
  */
@@ -173,6 +174,7 @@ export function isCleanClose(info: CloseInfo | null): boolean {
  *   with the peer's reason.
  * @example Usage
  * ```ts
+ * import { CloseCode } from "./protocol.ts";
  * errorForClose({ code: CloseCode.tooSlow, reason: "client too slow" });
  * // ClosedError "Server closed the connection: client too slow"
  * ```
@@ -203,6 +205,7 @@ export interface CloseFor {
  *   doing (a broken connection): then no close record is sent.
  * @example Usage
  * ```ts
+ * import { LoginRequiredError } from "../errors.ts";
  * closeForError(new LoginRequiredError()); // loginRequired, "login required"
  * ```
  */
