@@ -28,6 +28,7 @@ export {
 export {
   type IncomingMessage,
   Session,
+  type SessionCloseOptions,
   type SessionEnd,
 } from "./lib/server/session.ts";
 export { CloseCode, type CloseCodeValue } from "./lib/wire/protocol.ts";
