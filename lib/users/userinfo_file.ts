@@ -88,19 +88,20 @@ export async function updateUserinfo(
 // The real path if `path` exists (so a link's target is replaced, not the
 // link), else `path` itself.
 async function followLink(path: string): Promise<string> {
-  try {
-    return await Deno.realPath(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return path;
-    throw new Error(`Cannot read users file ${JSON.stringify(path)}`, {
-      cause: error,
-    });
-  }
+  return await ifPresent(path, () => Deno.realPath(path)) ?? path;
 }
 
-async function readText(path: string): Promise<string | null> {
+function readText(path: string): Promise<string | null> {
+  return ifPresent(path, () => Deno.readTextFile(path));
+}
+
+/** What `read` gives, or `null` if the users file is missing. */
+async function ifPresent<T>(
+  path: string,
+  read: () => Promise<T>,
+): Promise<T | null> {
   try {
-    return await Deno.readTextFile(path);
+    return await read();
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     throw new Error(`Cannot read users file ${JSON.stringify(path)}`, {
