@@ -33,7 +33,7 @@ import {
 import { loginAsServer, type UserDirectory } from "../login/login.ts";
 import { CloseCode, RECORD_OVERHEAD_BYTES } from "../wire/protocol.ts";
 import { resolveServeOptions, type ServeOptions } from "./serve_options.ts";
-import { Session } from "./session.ts";
+import { Session, settleSession } from "./session.ts";
 
 export type { ServeOptions } from "./serve_options.ts";
 
@@ -313,7 +313,7 @@ async function runSession(
       immediately: true,
     });
   }
-  await session.settle();
+  await settleSession(session);
   ctx.sessions.delete(session);
   const end = session.end;
   ctx.logger.log({

@@ -107,6 +107,21 @@ export interface SessionOptions {
   maxMessageBytes: number;
 }
 
+let settle: (session: Session) => Promise<void>;
+
+/**
+ * What the server does once a session's handler has returned: confirms the
+ * message in hand and closes (normally, or with the close the handler
+ * asked for). Not a method, so that a handler sees one way to end a
+ * session: {@link Session.close}.
+ *
+ * @param session The session whose handler returned.
+ * @returns A promise that resolves once the connection is closed.
+ */
+export function settleSession(session: Session): Promise<void> {
+  return settle(session);
+}
+
 /** Outgoing bytes past which reading waits for the client to catch up. */
 const READ_PAUSE_BYTES = 256 * 1024;
 const decoder = new TextDecoder();
@@ -244,14 +259,11 @@ export class Session implements AsyncIterable<IncomingMessage> {
     return this.#closedPromise();
   }
 
-  /**
-   * Called by the server once the handler has returned: confirms the
-   * message in hand and closes (normally, or with the pending close reason).
-   * Handlers do not need to call it.
-   *
-   * @returns A promise that resolves once the connection is closed.
-   */
-  settle(): Promise<void> {
+  static {
+    settle = (session) => session.#settle();
+  }
+
+  #settle(): Promise<void> {
     this.#confirmCurrent();
     const closing = this.#closing ?? {
       code: CloseCode.normal,

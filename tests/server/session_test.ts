@@ -13,7 +13,11 @@ import {
   RECORD_OVERHEAD_BYTES,
   RecordKind,
 } from "../../lib/wire/protocol.ts";
-import { type IncomingMessage, Session } from "../../lib/server/session.ts";
+import {
+  type IncomingMessage,
+  Session,
+  settleSession,
+} from "../../lib/server/session.ts";
 import { framed, seededBytes, tcpPair } from "../helpers.ts";
 
 const KEYS: SessionKeys = {
@@ -210,12 +214,12 @@ Deno.test("Session.close() with immediately closes at once without confirming th
   message.reply("late");
 });
 
-Deno.test("Session.settle() acknowledges the message in hand and closes normally", async () => {
+Deno.test("settleSession() acknowledges the message in hand and closes normally", async () => {
   await using p = await sessionPair();
   const pending = p.client.send("last");
   const iterator = p.session[Symbol.asyncIterator]();
   assert.ok(await next(iterator));
-  await p.session.settle();
+  await settleSession(p.session);
   assert.equal(await pending, null);
   assert.deepEqual(await p.client.closed, {
     code: CloseCode.normal,
@@ -310,6 +314,6 @@ Deno.test("Session.lastActivity advances when a message arrives", async () => {
   const iterator = p.session[Symbol.asyncIterator]();
   assert.ok(await next(iterator));
   assert.ok(p.session.lastActivity > before);
-  p.session.settle();
+  settleSession(p.session);
   await sent;
 });
