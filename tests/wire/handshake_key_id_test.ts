@@ -91,7 +91,7 @@ Deno.test("handshakeAsServer() fails an unknown id exactly like a wrong key: sam
   const outcomes = [];
   for (
     const clientKey of [
-      { id: "mallory", psk: ALICE.psk }, // unknown id
+      { id: "carol", psk: ALICE.psk }, // unknown id, as long as "alice"
       { id: "alice", psk: BOB.psk }, // known id, wrong key
     ]
   ) {
