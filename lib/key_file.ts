@@ -1,22 +1,33 @@
 /**
- * Key: where the pre-shared key comes from. An explicit key file, else the
- * `DOORMAN_KEY` environment variable (the key itself), else `doorman.key`
- * in the working directory; `writeNewKeyFile` makes a new one (`keygen`).
+ * Key: where the pre-shared keys come from, and the key file format. An
+ * explicit key file, else the `DOORMAN_KEY` environment variable (the key
+ * itself), else `doorman.key` in the working directory; `writeNewKeyFile`
+ * makes a new bare key (`keygen`), `key add` appends ring entries.
  *
- * The key is the file's bytes with surrounding ASCII whitespace trimmed: a
- * generated key is 64 hex characters, and those characters (not the 32
- * bytes they spell) are the key, so any text of at least 16 bytes works.
+ * Two forms (docs/PROTOCOL.md, "Key files"):
+ * - entries: one `ID HEX [users=a,b] [added=TIME]` per line, `#` comments
+ *   and blank lines allowed; HEX is 64 hex digits and the key is the 32
+ *   bytes they spell. A server's file may hold many (its ring), a
+ *   client's holds one.
+ * - a bare key (version 1 files): the whole content with surrounding ASCII
+ *   whitespace trimmed, whose bytes (a generated key's 64 hex characters,
+ *   not the 32 bytes they spell) are the key, id `default`.
  *
- * It deliberately never puts a key in an error message, and does not check
- * the file's permissions or owner (`writeNewKeyFile` creates it 0600).
+ * It deliberately never puts a key in an error message. The server checks
+ * a key file's mode with `checkKeyFileMode` (no access for group or others).
  *
  * @module
  */
 
 import { dirname } from "node:path";
-import { toHex, utf8 } from "./wire/bytes.ts";
+import { fromHex, toHex, utf8 } from "./wire/bytes.ts";
 import { randomBytes } from "./wire/crypto.ts";
-import { MIN_PSK_BYTES } from "./wire/protocol.ts";
+import type { HandshakeKey } from "./wire/handshake.ts";
+import {
+  DEFAULT_KEY_ID,
+  KEY_ID_REGEXP,
+  MIN_PSK_BYTES,
+} from "./wire/protocol.ts";
 
 /** The key file used when no other is named. */
 export const DEFAULT_KEY_FILE = "doorman.key";
@@ -24,9 +35,30 @@ export const DEFAULT_KEY_FILE = "doorman.key";
 export const KEY_ENV_VAR = "DOORMAN_KEY";
 /** Largest key file read; a longer one is a mistake (`/dev/zero`, a log). */
 export const MAX_KEY_FILE_BYTES = 4096;
+/** Largest key ring read. */
+export const MAX_KEY_RING_BYTES = 1024 * 1024;
 /** Random bytes in a generated key (written as twice as many hex digits). */
 const NEW_KEY_BYTES = 32;
 const KEY_FILE_MODE = 0o600;
+
+/**
+ * One key of a key file: its id, its bytes, and a ring entry's options.
+ *
+ * @example Usage
+ * ```ts
+ * const [entry] = parseKeyEntries(
+ *   `laptop ${"ab".repeat(32)} users=alice\n`,
+ *   "DOORMAN_KEY",
+ * );
+ * entry.users; // ["alice"]
+ * ```
+ */
+export interface KeyEntry extends HandshakeKey {
+  /** Users who may log in with this key; absent: any user. */
+  readonly users?: readonly string[];
+  /** When `key add` wrote it (ISO 8601), if recorded. */
+  readonly added?: string;
+}
 
 /** A pre-shared key and where it came from. */
 export interface PskSource {
@@ -82,6 +114,289 @@ export function parsePsk(
     );
   }
   return bytes.slice(start, end);
+}
+
+const ENTRY_REGEXP = /^(\S+)[ \t]+([0-9A-Fa-f]{64})((?:[ \t]+\S+)*)[ \t]*$/;
+const LOOKS_LIKE_ENTRY_REGEXP = /^[A-Za-z0-9._-]+[ \t]+[0-9A-Fa-f]{32,}\b/;
+
+/**
+ * Parses key file content (or `DOORMAN_KEY`) in either form: entry lines
+ * `ID HEX [users=a,b] [added=TIME]` with `#` comments, or a bare key (id
+ * `default`, bytes as {@link parsePsk} gives them). The content is in the
+ * entry form when any line is a comment or looks like an entry.
+ *
+ * @param content The raw bytes, or text (taken as UTF-8).
+ * @param where Where it came from, for errors: `key file "x"`.
+ * @returns The keys, in file order; never empty.
+ * @throws {SyntaxError} If an entry line is malformed (named by number, never
+ *   shown), an id repeats, or there is no key.
+ * @throws {RangeError} If a bare key is shorter than 16 bytes.
+ * @example Usage
+ * ```ts
+ * const [entry] = parseKeyEntries("0123456789abcdef0123\n", "DOORMAN_KEY");
+ * entry.id; // "default"
+ * ```
+ */
+export function parseKeyEntries(
+  content: Uint8Array | string,
+  where: string,
+): KeyEntry[] {
+  const text = typeof content === "string"
+    ? content
+    : new TextDecoder().decode(content);
+  const lines = text.split(/\r?\n/).map((line) => line.trim());
+  const entryForm = lines.some((line) =>
+    line.startsWith("#") || LOOKS_LIKE_ENTRY_REGEXP.test(line)
+  );
+  if (!entryForm) {
+    return [{ id: DEFAULT_KEY_ID, psk: parsePsk(content, where) }];
+  }
+  const entries: KeyEntry[] = [];
+  const seen = new Set<string>();
+  lines.forEach((line, index) => {
+    if (line === "" || line.startsWith("#")) return;
+    const entry = parseEntryLine(line);
+    if (entry === null) {
+      throw new SyntaxError(
+        `Cannot read keys from ${where}: line ${
+          index + 1
+        } is not "ID HEX [users=NAME,...]" (ID: 1 to 64 of A-Z a-z 0-9 . _ -, HEX: 64 hex digits)`,
+      );
+    }
+    if (seen.has(entry.id)) {
+      throw new SyntaxError(
+        `Cannot read keys from ${where}: line ${index + 1} repeats key id ${
+          JSON.stringify(entry.id)
+        }`,
+      );
+    }
+    seen.add(entry.id);
+    entries.push(entry);
+  });
+  if (entries.length === 0) {
+    throw new SyntaxError(`Cannot read keys from ${where}: no key in it`);
+  }
+  return entries;
+}
+
+/**
+ * Parses a client's key: exactly one key, in either form.
+ *
+ * @param content The raw bytes, or text.
+ * @param where Where it came from, for errors.
+ * @returns The key and its id.
+ * @throws {SyntaxError} If the content is malformed or holds several keys.
+ * @throws {RangeError} If a bare key is shorter than 16 bytes.
+ * @example Usage
+ * ```ts
+ * const key = parseClientKey(`laptop ${"ab".repeat(32)}`, "DOORMAN_KEY");
+ * key.id; // "laptop"
+ * ```
+ */
+export function parseClientKey(
+  content: Uint8Array | string,
+  where: string,
+): KeyEntry {
+  const entries = parseKeyEntries(content, where);
+  if (entries.length !== 1) {
+    throw new SyntaxError(
+      `Cannot use keys from ${where}: a client's key file holds one key, found ${entries.length}`,
+    );
+  }
+  return entries[0];
+}
+
+/**
+ * Formats one entry as a key file line (no newline): `ID HEX [users=...]
+ * [added=...]`. Only bytes of a 32-byte key can be written this way.
+ *
+ * @param entry The key; its psk must be 32 bytes.
+ * @returns The line.
+ * @throws {RangeError} If the key is not 32 bytes or the id is malformed.
+ * @example Usage
+ * ```ts
+ * formatKeyEntry({ id: "laptop", psk: new Uint8Array(32) });
+ * ```
+ */
+export function formatKeyEntry(entry: KeyEntry): string {
+  if (!KEY_ID_REGEXP.test(entry.id) || entry.psk.length !== NEW_KEY_BYTES) {
+    throw new RangeError(
+      `Cannot write key ${
+        JSON.stringify(entry.id)
+      }: needs a valid id and 32 key bytes`,
+    );
+  }
+  const options = [
+    ...(entry.users ? [`users=${entry.users.join(",")}`] : []),
+    ...(entry.added ? [`added=${entry.added}`] : []),
+  ];
+  return [entry.id, toHex(entry.psk), ...options].join(" ");
+}
+
+function parseEntryLine(line: string): KeyEntry | null {
+  const match = ENTRY_REGEXP.exec(line);
+  if (!match || !KEY_ID_REGEXP.test(match[1])) return null;
+  const entry: {
+    id: string;
+    psk: Uint8Array;
+    users?: string[];
+    added?: string;
+  } = { id: match[1], psk: fromHex(match[2].toLowerCase()) };
+  for (const option of match[3].trim().split(/[ \t]+/)) {
+    if (option === "") continue;
+    const equals = option.indexOf("=");
+    if (equals < 1) return null;
+    const name = option.slice(0, equals);
+    const value = option.slice(equals + 1);
+    if (name === "users" && entry.users === undefined) {
+      entry.users = value.split(",").filter((user) => user !== "");
+      if (entry.users.length === 0) return null;
+    } else if (name === "added" && entry.added === undefined && value) {
+      entry.added = value;
+    } else {
+      return null;
+    }
+  }
+  return entry;
+}
+
+/**
+ * Refuses a key file that group or others may access, as OpenSSH does for
+ * private keys. Windows has no such modes: nothing is checked there.
+ *
+ * @param path The key file.
+ * @returns A promise that resolves if the mode is 0600 or stricter.
+ * @throws {Error} If group or others have any access: one line naming the
+ *   file, its mode, and `chmod 600`.
+ * @example Usage
+ * ```ts ignore
+ * await checkKeyFileMode("doorman.key");
+ * ```
+ */
+export async function checkKeyFileMode(path: string): Promise<void> {
+  if (Deno.build.os === "windows") return;
+  const { mode } = await Deno.stat(path);
+  if (mode !== null && (mode & 0o077) !== 0) {
+    const octal = (mode & 0o777).toString(8).padStart(4, "0");
+    throw new Error(
+      `Cannot use key file ${
+        quote(path)
+      }: mode ${octal} lets group or others read it; run "chmod 600 ${path}"`,
+    );
+  }
+}
+
+/** Options of {@link resolveKeys}. */
+export interface ResolveKeysOptions extends ResolvePskOptions {
+  /**
+   * Refuse a key file that group or others may access (servers).
+   * @default {false}
+   */
+  strictMode?: boolean;
+}
+
+/** The keys found by {@link resolveKeys} and where they came from. */
+export interface KeySource {
+  /** The keys, in file order; never empty. */
+  readonly entries: KeyEntry[];
+  /** `key file "PATH"` or `DOORMAN_KEY`, for messages. */
+  readonly source: string;
+  /** The key file, when the keys came from one (to watch it). */
+  readonly path?: string;
+  /** The path, when the key file was just created. */
+  readonly created?: string;
+}
+
+/**
+ * Finds the keys as {@link resolvePsk} finds the key (`keyFile`, else
+ * `DOORMAN_KEY`, else {@link DEFAULT_KEY_FILE}), in either key file form.
+ *
+ * @param options The named key file, the environment, whether to create
+ *   the default file, and whether to check its mode.
+ * @returns The keys and where they came from.
+ * @throws {Error} If the key file is missing, unreadable, too long, or
+ *   (with `strictMode`) open to group or others.
+ * @throws {SyntaxError} If an entry is malformed.
+ * @throws {RangeError} If a bare key is shorter than 16 bytes.
+ * @example Usage
+ * ```ts ignore
+ * const { entries } = await resolveKeys({ env: (name) => Deno.env.get(name) });
+ * ```
+ */
+export async function resolveKeys(
+  options: ResolveKeysOptions,
+): Promise<KeySource> {
+  const envKey = options.keyFile === undefined
+    ? options.env(KEY_ENV_VAR)
+    : undefined;
+  if (envKey !== undefined && envKey !== "") {
+    return {
+      entries: parseKeyEntries(envKey, KEY_ENV_VAR),
+      source: KEY_ENV_VAR,
+    };
+  }
+  const path = options.keyFile ?? DEFAULT_KEY_FILE;
+  let created: string | undefined;
+  if (options.keyFile === undefined && options.createIfMissing) {
+    if (await createKeyFile(path)) created = path;
+  }
+  if (options.strictMode) {
+    await checkKeyFileMode(path).catch((error) => {
+      if (error instanceof Deno.errors.NotFound) return; // reported below
+      throw error;
+    });
+  }
+  return {
+    entries: await readKeyEntries(path),
+    source: describeFile(path),
+    path,
+    ...(created ? { created } : {}),
+  };
+}
+
+/**
+ * Reads a key file in either form (up to 1 MiB).
+ *
+ * @param path The key file.
+ * @returns Its keys; never empty.
+ * @throws {Error} If the file is missing (the message says how to create
+ *   one), unreadable, or longer than 1 MiB.
+ * @throws {SyntaxError} If an entry is malformed.
+ * @example Usage
+ * ```ts ignore
+ * const entries = await readKeyEntries("ring.keys");
+ * ```
+ */
+export async function readKeyEntries(path: string): Promise<KeyEntry[]> {
+  const content = await readFileIfPresent(path, MAX_KEY_RING_BYTES);
+  if (content === null) {
+    throw new Error(
+      `Cannot read key file ${
+        quote(path)
+      }: not found; create one with "server.ts keygen" or "server.ts key add"`,
+    );
+  }
+  return parseKeyEntries(content, describeFile(path));
+}
+
+/**
+ * Writes `text` to `path` atomically with mode 0600: a temporary file in
+ * the same directory, synced, then renamed over `path`.
+ *
+ * @param path The file.
+ * @param text The whole new content.
+ * @returns A promise that resolves once the file is replaced.
+ * @throws {Error} If it cannot be written.
+ * @example Usage
+ * ```ts ignore
+ * await replaceKeyFileText("ring.keys", "laptop 00...00\n");
+ * ```
+ */
+export async function replaceKeyFileText(
+  path: string,
+  text: string,
+): Promise<void> {
+  await replaceKeyFile(path, text);
 }
 
 /**
@@ -173,7 +488,7 @@ export async function writeNewKeyFile(
   options: { force?: boolean } = {},
 ): Promise<void> {
   if (options.force) {
-    await replaceKeyFile(path);
+    await replaceKeyFile(path, newKeyText());
   } else if (!await createKeyFile(path)) {
     throw new Error(
       `Cannot write key file ${
@@ -185,22 +500,29 @@ export async function writeNewKeyFile(
 
 /** The key in `path`, or `null` if there is no such file. */
 async function readKeyFileIfPresent(path: string): Promise<Uint8Array | null> {
+  const content = await readFileIfPresent(path, MAX_KEY_FILE_BYTES);
+  return content === null ? null : parsePsk(content, describeFile(path));
+}
+
+/** The bytes of `path` (at most `limit`), or `null` if there is no file. */
+async function readFileIfPresent(
+  path: string,
+  limit: number,
+): Promise<Uint8Array | null> {
   let content: Uint8Array;
   try {
     using file = await Deno.open(path, { read: true });
-    content = await readAtMost(file, MAX_KEY_FILE_BYTES + 1);
+    content = await readAtMost(file, limit + 1);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     throw new Error(`Cannot read key file ${quote(path)}`, { cause: error });
   }
-  if (content.length > MAX_KEY_FILE_BYTES) {
+  if (content.length > limit) {
     throw new Error(
-      `Cannot read key file ${
-        quote(path)
-      }: longer than ${MAX_KEY_FILE_BYTES} bytes`,
+      `Cannot read key file ${quote(path)}: longer than ${limit} bytes`,
     );
   }
-  return parsePsk(content, describeFile(path));
+  return content;
 }
 
 /** Up to `limit` bytes from the start of `file`. */
@@ -240,7 +562,7 @@ async function createKeyFile(path: string): Promise<boolean> {
 }
 
 /** Replaces `path` atomically with a new key, keeping mode 0600. */
-async function replaceKeyFile(path: string): Promise<void> {
+async function replaceKeyFile(path: string, text: string): Promise<void> {
   let tempPath: string | undefined;
   try {
     tempPath = await Deno.makeTempFile({
@@ -251,7 +573,7 @@ async function replaceKeyFile(path: string): Promise<void> {
     await restrictMode(tempPath);
     {
       using file = await Deno.open(tempPath, { write: true, truncate: true });
-      await writeAllAndSync(file, newKeyText());
+      await writeAllAndSync(file, text);
     }
     await Deno.rename(tempPath, path);
   } catch (error) {

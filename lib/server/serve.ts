@@ -33,6 +33,8 @@ import { loginAsServer, type UserDirectory } from "../login/login.ts";
 import { CloseCode, RECORD_OVERHEAD_BYTES } from "../wire/protocol.ts";
 import { resolveServeOptions, type ServeOptions } from "./serve_options.ts";
 import { Session } from "./session.ts";
+import { KeyRing } from "./key_ring.ts";
+import type { KeyEntry } from "../key_file.ts";
 
 export type { ServeOptions } from "./serve_options.ts";
 
@@ -87,6 +89,7 @@ export interface Server {
 
 interface Context extends AdmissionContext {
   readonly users: UserDirectory | null;
+  readonly keys: KeyRing;
   readonly handler: SessionHandler;
   readonly fakeSaltKey: Uint8Array;
   readonly sessions: Set<Session>;
@@ -122,6 +125,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     hostname: options.host ?? "127.0.0.1",
     port: options.port ?? 9000,
   });
+  const keys = options.keys ?? KeyRing.single(settings.psk ?? new Uint8Array());
   const exempt = parseAddressList(settings.penaltyExempt);
   const penalty = {
     baseMs: settings.penaltyBaseMs,
@@ -131,6 +135,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   const ctx: Context = {
     options: settings,
     users: options.users ?? null,
+    keys,
     handler,
     logger: settings.logger,
     gate: new ConnectionGate(settings),
@@ -143,7 +148,10 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
       capMs: Math.min(settings.penaltyCapMs, settings.loginTimeoutMs / 4),
       refuseAfter: Number.MAX_SAFE_INTEGER,
     }),
-    fakeSaltKey: hmacSha256(options.psk, utf8("doorman fake salt key")),
+    fakeSaltKey: hmacSha256(
+      options.psk ?? keys.find(keys.ids()[0])?.psk ?? keys.decoy,
+      utf8("doorman fake salt key"),
+    ),
     sessions: new Set(),
     starting: new Set(),
     shuttingDown: false,
@@ -155,6 +163,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   });
   const tasks = new Set<Promise<void>>();
   const sweeper = startIdleSweeper(ctx);
+  const stopRevoking = keys.onRevoked((ids) => closeRevoked(ctx, ids));
   const accepting = acceptLoop(listener, ctx, tasks);
   const finished = Promise.withResolvers<void>();
   let stopping: Promise<void> | null = null;
@@ -165,7 +174,10 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     },
     shutdown: () =>
       stopping ??= shutdownServer(listener, ctx, { tasks, accepting, sweeper })
-        .then(finished.resolve),
+        .then(() => {
+          stopRevoking();
+          finished.resolve();
+        }),
     finished: finished.promise,
   };
 }
@@ -221,7 +233,8 @@ async function handleConnection(
   ctx.gate.established();
   // Returned, not awaited: this frame ends here instead of staying suspended
   // for the whole session of every idle connection (bench: idle memory).
-  return runSession(start.channel, { id, peer, user: start.user, conn }, ctx)
+  const who = { id, peer, user: start.user, conn, key: start.key };
+  return runSession(start.channel, who, ctx)
     .finally(() => ctx.gate.release({ established: true }));
 }
 
@@ -236,16 +249,22 @@ async function authenticate(
   conn: Deno.TcpConn,
   who: { id: number; peer: string; address: string },
   ctx: Context,
-): Promise<{ channel: Channel; user: string | null } | null> {
+): Promise<{ channel: Channel; user: string | null; key: KeyEntry } | null> {
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), ctx.options.loginTimeoutMs);
   const framed = { conn, reader: new FrameReader(conn) };
   let channel: Channel | null = null;
   try {
-    const keys = await handshakeAsServer(framed, ctx.options.psk, {
+    const keys = await handshakeAsServer(framed, ctx.keys, {
       signal: deadline.signal,
     });
-    ctx.logger.log({ event: "authenticated", conn: who.id, peer: who.peer });
+    const key = keys.key;
+    ctx.logger.log({
+      event: "authenticated",
+      conn: who.id,
+      peer: who.peer,
+      key: key.id,
+    });
     channel = openChannel(framed, keys, { role: "server" });
     const user = ctx.users
       ? await loginAsServer(channel, ctx.users, {
@@ -253,6 +272,7 @@ async function authenticate(
         fakeSaltKey: ctx.fakeSaltKey,
         iterations: ctx.options.iterations,
         delayFor: (name) => ctx.userPenalties.delayFor(`user:${name}`),
+        allowedUsers: key.users,
       })
       : null;
     if (user !== null) {
@@ -261,11 +281,12 @@ async function authenticate(
         conn: who.id,
         peer: who.peer,
         user,
+        key: key.id,
       });
     }
     channel.maxRecordBytes = ctx.options.maxMessageBytes +
       RECORD_OVERHEAD_BYTES;
-    return { channel, user };
+    return { channel, user, key };
   } catch (error) {
     await rejectConnection(error, { ...who, channel, conn }, ctx);
     return null;
@@ -276,12 +297,19 @@ async function authenticate(
 
 async function runSession(
   channel: Channel,
-  who: { id: number; peer: string; user: string | null; conn: Deno.TcpConn },
+  who: {
+    id: number;
+    peer: string;
+    user: string | null;
+    conn: Deno.TcpConn;
+    key: KeyEntry;
+  },
   ctx: Context,
 ): Promise<void> {
   const session = new Session(channel, {
     id: who.id,
     user: who.user,
+    keyId: who.key.id,
     remoteAddr: who.conn.remoteAddr,
     maxQueueBytes: ctx.options.maxQueueBytes,
     maxMessageBytes: ctx.options.maxMessageBytes,
@@ -289,6 +317,8 @@ async function runSession(
   ctx.sessions.add(session);
   if (ctx.shuttingDown) {
     session.close("server shutting down", CloseCode.shuttingDown);
+  } else if (!ctx.keys.holds(who.key)) {
+    session.close("key revoked", CloseCode.keyRevoked); // during login
   }
   try {
     await ctx.handler(session);
@@ -297,6 +327,7 @@ async function runSession(
       event: "error",
       conn: who.id,
       peer: who.peer,
+      key: who.key.id,
       detail: `handler failed: ${describeError(error)}`,
     });
     // The message in hand was not handled: close without confirming it.
@@ -310,10 +341,21 @@ async function runSession(
     conn: who.id,
     peer: who.peer,
     user: who.user ?? undefined,
+    key: who.key.id,
     reason: end?.error
       ? `${end.reason}: ${describeError(end.error)}`
       : end?.reason,
   });
+}
+
+/** Closes the sessions of revoked keys (close code 9, `keyRevoked`). */
+function closeRevoked(ctx: Context, ids: ReadonlySet<string>): void {
+  ctx.logger.log({ event: "keys_revoked", count: ids.size });
+  for (const session of ctx.sessions) {
+    if (session.keyId !== undefined && ids.has(session.keyId)) {
+      session.close("key revoked", CloseCode.keyRevoked);
+    }
+  }
 }
 
 function startIdleSweeper(

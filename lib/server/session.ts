@@ -80,6 +80,8 @@ export interface SessionEnd {
 export interface SessionOptions {
   /** Connection id, for logs. */
   id: number;
+  /** Id of the key the client authenticated with (ring entry). */
+  keyId?: string;
   /** The logged-in user, or `null` on a server without users. */
   user: string | null;
   /** The client's address. */
@@ -117,6 +119,8 @@ export class Session implements AsyncIterable<IncomingMessage> {
   readonly user: string | null;
   /** The client's address. */
   readonly remoteAddr: Deno.NetAddr;
+  /** Id of the key the client authenticated with (`default` for a bare key). */
+  readonly keyId?: string;
   #channel: Channel;
   #maxQueueBytes: number;
   #maxMessageBytes: number;
@@ -145,6 +149,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
     this.id = options.id;
     this.user = options.user;
     this.remoteAddr = options.remoteAddr;
+    this.keyId = options.keyId;
   }
 
   /**
