@@ -355,6 +355,32 @@ export async function resolveKeys(
 }
 
 /**
+ * Finds a client's key as {@link resolveKeys} does, and requires exactly
+ * one (a client's key file holds one line).
+ *
+ * @param options The named key file and the environment.
+ * @returns The key and its id.
+ * @throws {Error} If the key file is missing or unreadable.
+ * @throws {SyntaxError} If it is malformed or holds several keys.
+ * @throws {RangeError} If a bare key is shorter than 16 bytes.
+ * @example Usage
+ * ```ts ignore
+ * const key = await resolveClientKey({ env: (name) => Deno.env.get(name) });
+ * ```
+ */
+export async function resolveClientKey(
+  options: Omit<ResolvePskOptions, "createIfMissing">,
+): Promise<KeyEntry> {
+  const { entries, source } = await resolveKeys(options);
+  if (entries.length !== 1) {
+    throw new SyntaxError(
+      `Cannot use keys from ${source}: a client's key file holds one key, found ${entries.length}`,
+    );
+  }
+  return entries[0];
+}
+
+/**
  * Reads a key file in either form (up to 1 MiB).
  *
  * @param path The key file.
