@@ -145,10 +145,7 @@ export function parseKeyEntries(
     ? content
     : new TextDecoder().decode(content);
   const lines = text.split(/\r?\n/).map((line) => line.trim());
-  const entryForm = lines.some((line) =>
-    line.startsWith("#") || LOOKS_LIKE_ENTRY_REGEXP.test(line)
-  );
-  if (!entryForm) {
+  if (keyFileForm(text) === "bare") {
     return [{ id: DEFAULT_KEY_ID, psk: parsePsk(content, where) }];
   }
   const entries: KeyEntry[] = [];
@@ -177,6 +174,25 @@ export function parseKeyEntries(
     throw new SyntaxError(`Cannot read keys from ${where}: no key in it`);
   }
   return entries;
+}
+
+/**
+ * Which form key file text is in: `entries` when any line is a `#`
+ * comment or looks like `ID HEX`, else `bare` (a version 1 key).
+ *
+ * @param text The content.
+ * @returns The form.
+ * @example Usage
+ * ```ts
+ * keyFileForm("# ring\n"); // "entries"
+ * ```
+ */
+export function keyFileForm(text: string): "entries" | "bare" {
+  return text.split(/\r?\n/).map((line) => line.trim()).some((line) =>
+      line.startsWith("#") || LOOKS_LIKE_ENTRY_REGEXP.test(line)
+    )
+    ? "entries"
+    : "bare";
 }
 
 /**
