@@ -127,9 +127,9 @@ const LOOKS_LIKE_ENTRY_REGEXP = /^[A-Za-z0-9._-]+[ \t]+[0-9A-Fa-f]{32,}\b/;
  *
  * @param content The raw bytes, or text (taken as UTF-8).
  * @param where Where it came from, for errors: `key file "x"`.
- * @returns The keys, in file order; never empty.
+ * @returns The keys, in file order; empty for a ring of comments only.
  * @throws {SyntaxError} If an entry line is malformed (named by number, never
- *   shown), an id repeats, or there is no key.
+ *   shown) or an id repeats.
  * @throws {RangeError} If a bare key is shorter than 16 bytes.
  * @example Usage
  * ```ts
@@ -170,9 +170,6 @@ export function parseKeyEntries(
     seen.add(entry.id);
     entries.push(entry);
   });
-  if (entries.length === 0) {
-    throw new SyntaxError(`Cannot read keys from ${where}: no key in it`);
-  }
   return entries;
 }
 
@@ -347,7 +344,7 @@ export async function resolveKeys(
     : undefined;
   if (envKey !== undefined && envKey !== "") {
     return {
-      entries: parseKeyEntries(envKey, KEY_ENV_VAR),
+      entries: nonEmpty(parseKeyEntries(envKey, KEY_ENV_VAR), KEY_ENV_VAR),
       source: KEY_ENV_VAR,
     };
   }
@@ -362,8 +359,9 @@ export async function resolveKeys(
       throw error;
     });
   }
+  const entries = nonEmpty(await readKeyEntries(path), describeFile(path));
   return {
-    entries: await readKeyEntries(path),
+    entries,
     source: describeFile(path),
     path,
     ...(created ? { created } : {}),
@@ -400,7 +398,7 @@ export async function resolveClientKey(
  * Reads a key file in either form (up to 1 MiB).
  *
  * @param path The key file.
- * @returns Its keys; never empty.
+ * @returns Its keys (none for a ring of comments only).
  * @throws {Error} If the file is missing (the message says how to create
  *   one), unreadable, or longer than 1 MiB.
  * @throws {SyntaxError} If an entry is malformed.
@@ -646,6 +644,15 @@ function newKeyText(): string {
 
 function isAsciiWhitespace(byte: number): boolean {
   return byte === 0x20 || byte === 0x09 || byte === 0x0d || byte === 0x0a;
+}
+
+function nonEmpty(entries: KeyEntry[], where: string): KeyEntry[] {
+  if (entries.length === 0) {
+    throw new SyntaxError(
+      `Cannot use ${where}: no key in it; add one with "server.ts key add ID"`,
+    );
+  }
+  return entries;
 }
 
 function describeFile(path: string): string {
