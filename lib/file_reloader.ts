@@ -118,6 +118,8 @@ export class FileReloader<T> {
   #closed = false;
 
   /**
+   * Makes a reloader; it does nothing until `watch` or `reload`.
+   *
    * @param path The file.
    * @param initial The copy already loaded (the baseline for the counts).
    * @param options How to read, index, apply and report.

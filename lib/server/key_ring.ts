@@ -42,6 +42,8 @@ export class KeyRing implements KeyLookup<KeyEntry> {
   readonly #listeners = new Set<(revoked: ReadonlySet<string>) => void>();
 
   /**
+   * Makes a ring of `entries`.
+   *
    * @param entries The keys; ids must be unique.
    * @throws {RangeError} If a key is shorter than 16 bytes or an id repeats.
    */

@@ -47,11 +47,17 @@ Deno.test("serve() closes a revoked key's sessions with keyRevoked, keeps the ot
   await using ts = await startTestServer({ keys: ring });
   const alice = await ts.connect({ psk: ALICE.psk, keyId: ALICE.id });
   const bob = await ts.connect({ psk: BOB.psk, keyId: BOB.id });
-  assert.equal(new TextDecoder().decode(await alice.send("hi") ?? undefined), "hi");
+  assert.equal(
+    new TextDecoder().decode(await alice.send("hi") ?? undefined),
+    "hi",
+  );
   ring.replace([BOB]);
   const closed = await within(alice.closed);
   assert.equal(closed?.code, CloseCode.keyRevoked);
-  assert.equal(new TextDecoder().decode(await bob.send("still") ?? undefined), "still");
+  assert.equal(
+    new TextDecoder().decode(await bob.send("still") ?? undefined),
+    "still",
+  );
   await assert.rejects(
     ts.connect({ psk: ALICE.psk, keyId: ALICE.id }),
     KeyRejectedError,

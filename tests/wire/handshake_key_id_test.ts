@@ -9,9 +9,9 @@ import { concatBytes, utf8 } from "../../lib/wire/bytes.ts";
 import { KeyRejectedError, ProtocolError } from "../../lib/errors.ts";
 import { encodeFrame, FrameReader } from "../../lib/wire/framing.ts";
 import {
-  type HandshakeKey,
   handshakeAsClient,
   handshakeAsServer,
+  type HandshakeKey,
   type KeyLookup,
 } from "../../lib/wire/handshake.ts";
 import {
