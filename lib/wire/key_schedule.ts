@@ -100,7 +100,10 @@ export function computeProof(
   return hmacSha256(finishedKey, transcriptHash);
 }
 
-/** The session keys, bound to the hash of the whole transcript. */
+/**
+ * The session keys, bound to the hash of the whole transcript, and the SCRAM
+ * channel binding (computed when first read).
+ */
 export function deriveSessionKeys(
   handshakeSecret: Uint8Array,
   transcriptHash: Uint8Array,
@@ -111,10 +114,15 @@ export function deriveSessionKeys(
       concatBytes(utf8(label), transcriptHash),
       KEY_BYTES,
     );
+  // The binding is derived on first use: a server without users never pays
+  // for it, and `hs` is kept only as long as these keys are referenced.
+  let channelBinding: Uint8Array | undefined;
   return {
     clientToServer: expand(KdfLabel.clientToServer),
     serverToClient: expand(KdfLabel.serverToClient),
     transcriptHash,
-    channelBinding: expand(KdfLabel.scramBinding),
+    get channelBinding() {
+      return channelBinding ??= expand(KdfLabel.scramBinding);
+    },
   };
 }
