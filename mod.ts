@@ -56,6 +56,9 @@ export type { ScramVerifier } from "./lib/login/scram.ts";
 
 // Key: the pre-shared key file.
 export { readKeyFile, writeNewKeyFile } from "./lib/key_file.ts";
+export type { KeyEntry } from "./lib/key_file.ts";
+export type { HandshakeKey, KeyLookup } from "./lib/wire/handshake.ts";
+export { KeyRing } from "./lib/server/key_ring.ts";
 
 // Logging.
 export {

@@ -20,6 +20,7 @@ import {
   run32,
 } from "./fixtures/gen_protocol_vectors.ts";
 import * as protocol from "../lib/wire/protocol.ts";
+import { parseClientKey, parseKeyEntries } from "../lib/key_file.ts";
 
 /** Printed by tests/fixtures/gen_protocol_vectors.ts; shown in PROTOCOL.md. */
 const VECTORS: ProtocolVectors = {
@@ -30,30 +31,36 @@ const VECTORS: ProtocolVectors = {
   sharedSecret:
     "d6fb939511b2381bc8599b4b8edc5968829450dfd7a87aebe78a703cd04cd54e",
   handshakeSecret:
-    "b1ea4a02c49241dc69b29fb14cbc27386c3318e3a0e20544fa0d8a1668b30c20",
+    "9208f94c562712cab70ada9e34809d00cfabada095dc0922d45c93cc78868e22",
   clientHello:
-    "646f6f726d616e010000004101000102030405060708090a0b0c0d0e0f101112" +
+    "646f6f726d616e020000004d01000102030405060708090a0b0c0d0e0f101112" +
     "131415161718191a1b1c1d1e1f79a631eede1bf9c98f12032cdeadd0e7a07939" +
-    "8fc786b88cc846ec89af85a51a",
+    "8fc786b88cc846ec89af85a51a0b746573742d766563746f72",
   serverHello:
-    "646f6f726d616e010000006102202122232425262728292a2b2c2d2e2f303132" +
+    "646f6f726d616e020000006102202122232425262728292a2b2c2d2e2f303132" +
     "333435363738393a3b3c3d3e3f675dd574ed7789310b3d2e7681f3790b466c77" +
-    "3b1521fecf36577958371ea52f0153589dde31263511596c51527e9a82347c15" +
-    "8150fff2adc2821c037bb89edf",
+    "3b1521fecf36577958371ea52f8c2855fcb0c2c52329df1193b9ea282504e410" +
+    "ec71ced45fea9f63d985cef632",
   clientFinished:
-    "000000210338997d7082bdde6e597e384e81289cea3caf7462f46627231337a3" +
-    "910c530796",
+    "0000002103e2f9d49214e7f85b136f35d165c73dc4b88bb41dfd163f1a7aa50b" +
+    "5cb9b5f0d0",
   transcriptHash:
-    "ebb1aac784df634a48d833c3b0bfc08983161554852c0bef53d202180afc461f",
+    "f29ba5d3a4d17e1dc69d455b7acadb0d65d5e4357f3857f61f8814fda5b6ce44",
   clientToServerKey:
-    "6e835a99a1fff23632870bf7d84349f894dcd5f39917d719cf4bfe6dd3d77d65",
+    "9062c55aab9abdf96f779e7edd5d23cd4d19abfe7b6a3485326ee90e895784dd",
   serverToClientKey:
-    "fd6d1d68f76be40482c033d49ce6c15f8ae8735f55c879bba56a419765505c3f",
-  clientRecord: "0000001adf5ff32aadc4ef09626ff49774ac572af6f61847ef3e549997e9",
-  serverRecord: "0000001ae9948be48e01660f2a4a8365a5abee62a6cd2ea1094638d22e62",
+    "d8b423c89e7a62f01ca0dd34c2c7412077a49313dbec7d99dc8e4dd14f041796",
+  channelBinding:
+    "fe5f30bfa16f9af2edb03f296a6c218c53ec804a19aaba06a2e81bf0680c9233",
+  clientRecord: "0000001a86547ea45781c9512f273e27d44352f3754f2b08b702f554279a",
+  serverRecord: "0000001ae7a48f3f92871ac4a1b4f4a47806a3c027d603e3aea8cdfa1d39",
 };
 
 const PSK_TEXT = "doorman test vector key 32 bytes";
+const KEY_ID = "test-vector";
+/** The vector key as a key file line: `ID HEX` (HEX spells the 32 bytes). */
+const KEY_LINE = "test-vector " +
+  "646f6f726d616e207465737420766563746f72206b6579203332206279746573";
 
 function hex(text: string): Uint8Array {
   return Uint8Array.from(text.match(/../g) ?? [], (pair) => parseInt(pair, 16));
@@ -153,12 +160,13 @@ Deno.test("docs/PROTOCOL.md shows every vector verbatim", async () => {
     assert.ok(doc.includes(value), `${name} is missing from PROTOCOL.md`);
   }
   assert.ok(doc.includes(PSK_TEXT.replaceAll(" ", "")));
+  assert.ok(doc.includes(KEY_LINE.replaceAll(" ", "")), "key file line");
   // The preamble, and the failure frame alone and after the preamble.
   for (
     const bytes of [
-      "646f6f726d616e01",
+      "646f6f726d616e02",
       "000000017f",
-      "646f6f726d616e01000000017f",
+      "646f6f726d616e02000000017f",
     ]
   ) {
     assert.ok(doc.includes(bytes), bytes);
@@ -194,6 +202,16 @@ Deno.test("docs/PROTOCOL.md lists every close code with its number and name", as
   assert.deepEqual(missing, []);
 });
 
+Deno.test("the key file line and a bare key give the key bytes docs/PROTOCOL.md states", () => {
+  const entry = parseClientKey(`${KEY_LINE}\n`, "vector");
+  assert.equal(entry.id, KEY_ID);
+  assert.deepEqual(entry.psk, ascii(PSK_TEXT));
+  // A bare key (version 1 file): its trimmed bytes are the key, id default.
+  assert.deepEqual(parseKeyEntries(`  ${PSK_TEXT}\n`, "bare"), [
+    { id: "default", psk: ascii(PSK_TEXT) },
+  ]);
+});
+
 Deno.test("the BigInt X25519 used below matches RFC 7748 section 6.1", () => {
   const alice = hex(
     "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
@@ -215,12 +233,16 @@ Deno.test("the vector messages have the layout docs/PROTOCOL.md gives", () => {
   const clientWrite = hex(VECTORS.clientHello);
   const serverWrite = hex(VECTORS.serverHello);
   const finished = hex(VECTORS.clientFinished);
-  const preamble = hex("646f6f726d616e01"); // "doorman", version 1
+  const preamble = hex("646f6f726d616e02"); // "doorman", version 2
   assert.deepEqual(clientWrite.subarray(0, 8), preamble);
-  assert.deepEqual(clientWrite.subarray(8, 13), hex("0000004101"));
+  // Length 77 = 66 + 11, kind 01.
+  assert.deepEqual(clientWrite.subarray(8, 13), hex("0000004d01"));
   assert.deepEqual(clientWrite.subarray(13, 45), run32(0x00));
-  assert.equal(hexOf(clientWrite.subarray(45)), VECTORS.clientShare);
-  assert.equal(clientWrite.length, 8 + 4 + 65);
+  assert.equal(hexOf(clientWrite.subarray(45, 77)), VECTORS.clientShare);
+  // key_id_length (u8) then the key id, in clear.
+  assert.equal(clientWrite[77], KEY_ID.length);
+  assert.deepEqual(clientWrite.subarray(78), ascii(KEY_ID));
+  assert.equal(clientWrite.length, 8 + 4 + 66 + 11);
 
   assert.deepEqual(serverWrite.subarray(0, 8), preamble);
   assert.deepEqual(serverWrite.subarray(8, 13), hex("0000006102"));
@@ -243,6 +265,8 @@ Deno.test("the key schedule of docs/PROTOCOL.md, computed with node:crypto alone
   const serverWrite = hex(VECTORS.serverHello);
   const preambleC = clientWrite.subarray(0, 8);
   const c1 = clientWrite.subarray(12);
+  // The key file line spells the key's 32 bytes in hex.
+  assert.deepEqual(hex(KEY_LINE.split(" ")[1]), psk);
   const preambleS = serverWrite.subarray(0, 8);
   const s1 = serverWrite.subarray(12);
   const c2 = hex(VECTORS.clientFinished).subarray(4);
@@ -256,14 +280,14 @@ Deno.test("the key schedule of docs/PROTOCOL.md, computed with node:crypto alone
   assert.deepEqual(x25519(run32(0x40), serverShare), dh);
   assert.equal(hexOf(dh), VECTORS.sharedSecret);
 
-  // derived = HKDF-Expand(HKDF-Extract(0^32, PSK), "doorman v1 derived", 32);
+  // derived = HKDF-Expand(HKDF-Extract(0^32, PSK), "doorman v2 derived", 32);
   // node's hkdfSync does extract-then-expand in one call.
   const derived = new Uint8Array(
     hkdfSync(
       "sha256",
       psk,
       new Uint8Array(32),
-      ascii("doorman v1 derived"),
+      ascii("doorman v2 derived"),
       32,
     ),
   );
@@ -271,7 +295,7 @@ Deno.test("the key schedule of docs/PROTOCOL.md, computed with node:crypto alone
   assert.equal(hexOf(hs), VECTORS.handshakeSecret);
 
   // S1's proof covers PC || C1 || PS || S1 without its proof.
-  const serverFinishedKey = expand32(hs, ascii("doorman v1 server finished"));
+  const serverFinishedKey = expand32(hs, ascii("doorman v2 server finished"));
   const serverProof = hmac(
     serverFinishedKey,
     sha256(preambleC, c1, preambleS, s1.subarray(0, 65)),
@@ -279,7 +303,7 @@ Deno.test("the key schedule of docs/PROTOCOL.md, computed with node:crypto alone
   assert.deepEqual(s1.subarray(65), serverProof);
 
   // C2's proof covers PC || C1 || PS || S1.
-  const clientFinishedKey = expand32(hs, ascii("doorman v1 client finished"));
+  const clientFinishedKey = expand32(hs, ascii("doorman v2 client finished"));
   const clientProof = hmac(
     clientFinishedKey,
     sha256(preambleC, c1, preambleS, s1),
@@ -288,10 +312,12 @@ Deno.test("the key schedule of docs/PROTOCOL.md, computed with node:crypto alone
 
   const th = sha256(preambleC, c1, preambleS, s1, c2);
   assert.equal(hexOf(th), VECTORS.transcriptHash);
-  const c2s = expand32(hs, join(ascii("doorman v1 c2s key"), th));
-  const s2c = expand32(hs, join(ascii("doorman v1 s2c key"), th));
+  const c2s = expand32(hs, join(ascii("doorman v2 c2s key"), th));
+  const s2c = expand32(hs, join(ascii("doorman v2 s2c key"), th));
   assert.equal(hexOf(c2s), VECTORS.clientToServerKey);
   assert.equal(hexOf(s2c), VECTORS.serverToClientKey);
+  const binding = expand32(hs, join(ascii("doorman v2 scram binding"), th));
+  assert.equal(hexOf(binding), VECTORS.channelBinding);
 
   // First record each way: counter 0, AAD = the frame header.
   const records = [

@@ -15,7 +15,7 @@
 import { connect } from "../client/connect.ts";
 import type { Connection } from "../client/connection.ts";
 import { UsageError } from "../errors.ts";
-import { resolvePsk } from "../key_file.ts";
+import { resolveClientKey } from "../key_file.ts";
 import type { CommandIo } from "./command_io.ts";
 import { runInteractive } from "./client_interactive.ts";
 import { type ClientIo, runPipe, runSend } from "./client_pipe.ts";
@@ -51,8 +51,9 @@ const MODES = `Modes:
 const OPTIONS_TEXT = `Options:
   --host HOST           server address (default ${DEFAULT_HOST})
   --port PORT           server port (default ${DEFAULT_PORT})
-  --key-file FILE       pre-shared key file (default: $DOORMAN_KEY if set,
-                        else doorman.key; never created)
+  --key-file FILE       key file: one "ID HEX" line, or a bare key (id default)
+                        (default: $DOORMAN_KEY if set, else doorman.key;
+                        never created)
   --user NAME           log in as NAME (default: no login)
   --password-file FILE  read the password from FILE's first line (default:
                         $${PASSWORD_ENV} if set, else a hidden prompt when
@@ -220,12 +221,13 @@ export async function runClientCommand(
     return 0;
   }
   checkPasswordSource(command, io);
-  const { psk } = await resolvePsk({ keyFile: command.keyFile, env: io.env });
+  const key = await resolveClientKey({ keyFile: command.keyFile, env: io.env });
   const password = await findPassword(command, io);
   const connection = await connect({
     host: command.host,
     port: command.port,
-    psk,
+    psk: key.psk,
+    keyId: key.id,
     user: command.user,
     password,
     timeoutMs: command.timeoutMs,

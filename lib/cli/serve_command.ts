@@ -9,9 +9,11 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { resolvePsk } from "../key_file.ts";
+import { resolveKeys } from "../key_file.ts";
+import { KeyRing, watchKeyRing } from "../server/key_ring.ts";
 import { parseAddressList } from "../server/limits.ts";
-import { createLogger, type Logger } from "../server/log.ts";
+import { createLogger, type LogEvent, type Logger } from "../server/log.ts";
+import type { ReloadEvent } from "../file_reloader.ts";
 import { MAX_MESSAGE_BYTES_LIMIT } from "../wire/protocol.ts";
 import {
   DEFAULT_SCRAM_ITERATIONS,
@@ -46,8 +48,10 @@ logs go to stderr, one line per event.
 Options:
   --host HOST              address to listen on (default 127.0.0.1)
   --port PORT              port to listen on; 0 picks a free one (default 9000)
-  --key-file FILE          pre-shared key file (default: $DOORMAN_KEY if set,
-                           else doorman.key, created on first run)
+  --key-file FILE          key ring: "ID HEX [users=A,B]" lines, or one bare
+                           key (id default); mode 0600 required (default:
+                           $DOORMAN_KEY if set, else doorman.key, created on
+                           first run); reloaded on change and SIGHUP
   --users FILE             userinfo file of NAME|VERIFIER lines (default userinfo)
   --anonymous              accept clients after the key handshake alone (no login)
   --service NAME           chat, echo or upper (default chat)
@@ -122,10 +126,11 @@ export async function runServeCommand(
   }
   const logger = createLogger({ format, write: (line) => io.stderr(line) });
   const options = buildOptions(values, logger);
-  const key = await resolvePsk({
+  const key = await resolveKeys({
     keyFile: values["key-file"],
     env: io.env,
     createIfMissing: true,
+    strictMode: true,
   });
   if (key.created) {
     io.stderr(
@@ -134,13 +139,19 @@ export async function runServeCommand(
   }
   const users = values.anonymous ? null : await UserStore.open(values.users, {
     onEvent: (event) => logger.log(event),
+    strictMode: true,
+  });
+  const keys = new KeyRing(key.entries);
+  logger.log({ event: "keys_loaded", count: keys.ids().length });
+  const ring = key.path === undefined ? null : watchKeyRing(key.path, keys, {
+    onEvent: (event) => logger.log(keyRingEvent(event)),
   });
   // Listen for signals before announcing readiness: a script may send
   // SIGTERM as soon as it reads the "listening on" line.
-  const signals = listenForSignals(users);
+  const signals = listenForSignals(users, ring);
   try {
     users?.watch();
-    const server = serve({ ...options, psk: key.psk, users }, service());
+    const server = serve({ ...options, keys, users }, service());
     const { hostname, port } = server.addr;
     io.stdout(`listening on ${hostname}:${port}`);
     if (users) await warnAboutDemoUser(users, hostname, logger);
@@ -150,7 +161,21 @@ export async function runServeCommand(
   } finally {
     signals.remove();
     users?.close();
+    ring?.close();
   }
+}
+
+/** A key ring reload as a log event: counts or a reason, never a key. */
+function keyRingEvent(event: ReloadEvent): LogEvent {
+  if (event.kind === "applied") {
+    return {
+      event: "keys_loaded",
+      count: event.count,
+      detail:
+        `added ${event.added}, removed ${event.removed}, changed ${event.changed}`,
+    };
+  }
+  return { event: "keys_reload_failed", reason: event.reason };
 }
 
 function buildOptions(
@@ -196,12 +221,18 @@ function validExempt(entries: string[]): string[] {
  * Installs the signal listeners: SIGINT/SIGTERM resolve `stopped`, SIGHUP
  * reloads the users. `remove()` uninstalls them.
  */
-function listenForSignals(users: UserStore | null) {
+function listenForSignals(
+  users: UserStore | null,
+  ring: { reload(options: { forced: boolean }): Promise<void> } | null,
+) {
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
   const listeners: [Deno.Signal, () => void][] = [
     ["SIGINT", resolve],
     ["SIGTERM", resolve],
-    ["SIGHUP", () => void users?.reload()],
+    ["SIGHUP", () => {
+      void users?.reload();
+      void ring?.reload({ forced: true });
+    }],
   ];
   const added = listeners.filter(([signal, listener]) => {
     try {

@@ -8,6 +8,7 @@
 import { UsageError } from "../errors.ts";
 import type { CommandIo } from "./command_io.ts";
 import { runKeygenCommand } from "./keygen_command.ts";
+import { runKeyCommand } from "./key_command.ts";
 import { runServeCommand } from "./serve_command.ts";
 import { runUserCommand } from "./user_command.ts";
 import { VERSION } from "./version.ts";
@@ -18,6 +19,7 @@ export const SERVER_USAGE = `Usage: server.ts [COMMAND] [options]
 Commands:
   serve            run the server (the default when no command is given)
   keygen           write a new random pre-shared key file
+  key              add, list or revoke keys of a key ring (key --help)
   user             add, change, delete or list users (user --help)
 
 Options:
@@ -42,6 +44,8 @@ export async function runServerCommand(
       return await runServeCommand(rest, io);
     case "keygen":
       return await runKeygenCommand(rest, io);
+    case "key":
+      return await runKeyCommand(rest, io);
     case "user":
       return await runUserCommand(rest, io);
     case "-h":

@@ -17,6 +17,7 @@ import { handshakeAsClient } from "../wire/handshake.ts";
 import { loginAsClient } from "../login/login.ts";
 import { Connection } from "./connection.ts";
 import {
+  DEFAULT_KEY_ID,
   DEFAULT_MAX_MESSAGE_BYTES,
   HANDSHAKE_TIMEOUT_MS,
   RECORD_OVERHEAD_BYTES,
@@ -54,6 +55,12 @@ export interface ConnectOptions {
    * one. Required: there is no default.
    */
   psk: Uint8Array;
+  /**
+   * The id of the key, sent in clear (the server's ring entry).
+   *
+   * @default {"default"}
+   */
+  keyId?: string;
   /**
    * User to log in as; without one, no login is attempted.
    *
@@ -132,7 +139,8 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     });
     conn.setNoDelay(true);
     const framed = { conn, reader: new FrameReader(conn) };
-    const keys = await handshakeAsClient(framed, options.psk, {
+    const key = { id: options.keyId ?? DEFAULT_KEY_ID, psk: options.psk };
+    const keys = await handshakeAsClient(framed, key, {
       signal: deadline.signal,
     });
     const channel = openChannel(framed, keys, { role: "client" });

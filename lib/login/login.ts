@@ -86,6 +86,8 @@ export interface ServerLoginOptions {
   iterations: number;
   /** Milliseconds to wait before answering `user` (its failure penalty). */
   delayFor?: (user: string) => number;
+  /** Users the client's key may log in as (its ring entry); absent: any. */
+  allowedUsers?: readonly string[];
 }
 
 /**
@@ -147,7 +149,10 @@ export async function loginAsServer(
     const scram = new ScramServer();
     const user = scram.receiveClientFirst(first.text);
     await sleep(options.delayFor?.(user) ?? 0, options.signal);
-    const known = users.lookup(user);
+    // A user the key does not allow is treated as unknown: a wrong password.
+    const known = options.allowedUsers?.includes(user) === false
+      ? null
+      : users.lookup(user);
     if (known?.kind === "md5") {
       return await legacyLogin(channel, users, { ...options, user, known });
     }

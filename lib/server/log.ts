@@ -37,6 +37,9 @@ export type LogEventName =
   | "shutdown"
   | "users_loaded"
   | "users_reload_failed"
+  | "keys_loaded"
+  | "keys_reload_failed"
+  | "keys_revoked"
   | "user_upgraded"
   | "warning"
   | "error";
@@ -65,6 +68,8 @@ export interface LogEvent {
   readonly peer?: string;
   /** The user name the peer gave (untrusted until `login_succeeded`). */
   readonly user?: string;
+  /** The id of the key the session authenticated with. */
+  readonly key?: string;
   /** Why, in a few words: `bad key`, `max startups`, `timeout`. */
   readonly reason?: string;
   /** A duration: penalty, delay or connection length. */
@@ -132,6 +137,7 @@ const FIELDS = [
   "conn",
   "peer",
   "user",
+  "key",
   "reason",
   "ms",
   "count",

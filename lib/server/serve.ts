@@ -34,6 +34,8 @@ import { loginAsServer, type UserDirectory } from "../login/login.ts";
 import { CloseCode, RECORD_OVERHEAD_BYTES } from "../wire/protocol.ts";
 import { resolveServeOptions, type ServeOptions } from "./serve_options.ts";
 import { Session, settleSession } from "./session.ts";
+import { KeyRing } from "./key_ring.ts";
+import type { KeyEntry } from "../key_file.ts";
 
 export type { ServeOptions } from "./serve_options.ts";
 
@@ -88,6 +90,7 @@ export interface Server {
 
 interface Context extends AdmissionContext {
   readonly users: UserDirectory | null;
+  readonly keys: KeyRing;
   readonly handler: SessionHandler;
   readonly fakeSaltKey: Uint8Array;
   readonly sessions: Set<Session>;
@@ -122,6 +125,7 @@ interface Context extends AdmissionContext {
  */
 export function serve(options: ServeOptions, handler: SessionHandler): Server {
   const settings = resolveServeOptions(options);
+  const keys = options.keys ?? KeyRing.single(settings.psk ?? new Uint8Array());
   const exempt = parseAddressList(settings.penaltyExempt);
   const penalty = {
     baseMs: settings.penaltyBaseMs,
@@ -132,6 +136,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   const ctx: Context = {
     options: settings,
     users: options.users ?? null,
+    keys,
     handler,
     logger: settings.logger,
     gate: new ConnectionGate(settings),
@@ -144,7 +149,10 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
       capMs: Math.min(settings.penaltyCapMs, settings.loginTimeoutMs / 4),
       refuseAfter: Number.MAX_SAFE_INTEGER,
     }),
-    fakeSaltKey: hmacSha256(options.psk, utf8("doorman fake salt key")),
+    fakeSaltKey: hmacSha256(
+      options.psk ?? keys.find(keys.ids()[0])?.psk ?? keys.decoy,
+      utf8("doorman fake salt key"),
+    ),
     sessions: new Set(),
     starting: new Set(),
     shuttingDown: false,
@@ -162,6 +170,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   });
   const tasks = new Set<Promise<void>>();
   const sweeper = startIdleSweeper(ctx);
+  const stopRevoking = keys.onRevoked((ids) => closeRevoked(ctx, ids));
   const accepting = acceptLoop(listener, ctx, tasks);
   const finished = Promise.withResolvers<void>();
   let stopping: Promise<void> | null = null;
@@ -176,7 +185,10 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
         accepting,
         sweeper,
         stopped,
-      }).then(finished.resolve),
+      }).then(() => {
+        stopRevoking();
+        finished.resolve();
+      }),
     finished: finished.promise,
   };
 }
@@ -233,7 +245,8 @@ async function handleConnection(
   ctx.gate.established();
   // Returned, not awaited, so this frame ends here: idle read path
   // (framing.ts).
-  return runSession(start.channel, { id, peer, user: start.user, conn }, ctx)
+  const who = { id, peer, user: start.user, conn, key: start.key };
+  return runSession(start.channel, who, ctx)
     .finally(() => ctx.gate.release({ established: true }));
 }
 
@@ -248,15 +261,21 @@ async function authenticate(
   conn: Deno.TcpConn,
   who: { id: number; peer: string; address: string },
   ctx: Context,
-): Promise<{ channel: Channel; user: string | null } | null> {
+): Promise<{ channel: Channel; user: string | null; key: KeyEntry } | null> {
   using deadline = timeoutSignal(ctx.options.loginTimeoutMs);
   const framed = { conn, reader: new FrameReader(conn) };
   let channel: Channel | null = null;
   try {
-    const keys = await handshakeAsServer(framed, ctx.options.psk, {
+    const keys = await handshakeAsServer(framed, ctx.keys, {
       signal: deadline.signal,
     });
-    ctx.logger.log({ event: "authenticated", conn: who.id, peer: who.peer });
+    const key = keys.key;
+    ctx.logger.log({
+      event: "authenticated",
+      conn: who.id,
+      peer: who.peer,
+      key: key.id,
+    });
     channel = openChannel(framed, keys, { role: "server" });
     const user = ctx.users
       ? await loginAsServer(channel, ctx.users, {
@@ -264,6 +283,7 @@ async function authenticate(
         fakeSaltKey: ctx.fakeSaltKey,
         iterations: ctx.options.iterations,
         delayFor: (name) => ctx.userPenalties.delayFor(`user:${name}`),
+        allowedUsers: key.users,
       })
       : null;
     if (user !== null) {
@@ -272,11 +292,12 @@ async function authenticate(
         conn: who.id,
         peer: who.peer,
         user,
+        key: key.id,
       });
     }
     channel.maxRecordBytes = ctx.options.maxMessageBytes +
       RECORD_OVERHEAD_BYTES;
-    return { channel, user };
+    return { channel, user, key };
   } catch (error) {
     await rejectConnection(error, { ...who, channel, conn }, ctx);
     return null;
@@ -285,12 +306,19 @@ async function authenticate(
 
 async function runSession(
   channel: Channel,
-  who: { id: number; peer: string; user: string | null; conn: Deno.TcpConn },
+  who: {
+    id: number;
+    peer: string;
+    user: string | null;
+    conn: Deno.TcpConn;
+    key: KeyEntry;
+  },
   ctx: Context,
 ): Promise<void> {
   const session = new Session(channel, {
     id: who.id,
     user: who.user,
+    keyId: who.key.id,
     remoteAddr: who.conn.remoteAddr,
     maxQueueBytes: ctx.options.maxQueueBytes,
     maxMessageBytes: ctx.options.maxMessageBytes,
@@ -298,6 +326,8 @@ async function runSession(
   ctx.sessions.add(session);
   if (ctx.shuttingDown) {
     session.close(CloseCode.shuttingDown, "server shutting down");
+  } else if (!ctx.keys.holds(who.key)) {
+    session.close(CloseCode.keyRevoked, "key revoked"); // during login
   }
   try {
     await ctx.handler(session);
@@ -306,6 +336,7 @@ async function runSession(
       event: "error",
       conn: who.id,
       peer: who.peer,
+      key: who.key.id,
       detail: `handler failed: ${describeError(error)}`,
     });
     // The message in hand was not handled: close without confirming it.
@@ -321,10 +352,21 @@ async function runSession(
     conn: who.id,
     peer: who.peer,
     user: who.user ?? undefined,
+    key: who.key.id,
     reason: end?.error
       ? `${end.reason}: ${describeError(end.error)}`
       : end?.reason,
   });
+}
+
+/** Closes the sessions of revoked keys (close code 9, `keyRevoked`). */
+function closeRevoked(ctx: Context, ids: ReadonlySet<string>): void {
+  ctx.logger.log({ event: "keys_revoked", count: ids.size });
+  for (const session of ctx.sessions) {
+    if (session.keyId !== undefined && ids.has(session.keyId)) {
+      session.close(CloseCode.keyRevoked, "key revoked");
+    }
+  }
 }
 
 function startIdleSweeper(

@@ -8,6 +8,7 @@
 import type { Logger } from "./log.ts";
 import { silentLogger } from "./log.ts";
 import type { UserDirectory } from "../login/login.ts";
+import type { KeyRing } from "./key_ring.ts";
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   HANDSHAKE_TIMEOUT_MS,
@@ -52,10 +53,17 @@ export interface ServeOptions {
    */
   port?: number;
   /**
-   * The pre-shared key, at least 16 bytes; clients must hold the same one.
-   * Required: there is no default.
+   * The pre-shared key, at least 16 bytes, as key id `default`; clients
+   * must hold the same one. Required unless `keys` is given.
    */
-  psk: Uint8Array;
+  psk?: Uint8Array;
+  /**
+   * The key ring (keys by id, live: revoking a key closes its sessions);
+   * wins over `psk`.
+   *
+   * @default {a ring of `psk` alone, id "default"}
+   */
+  keys?: KeyRing;
   /**
    * Users who may log in, such as a `UserStore`; `null` accepts
    * clients after the key handshake alone.
@@ -138,9 +146,9 @@ export interface ServeOptions {
 }
 
 /** Every option of {@link ServeOptions} but the listening address and users, resolved to a value. */
-export type ServeSettings = Required<
-  Omit<ServeOptions, "users" | "host" | "port">
->;
+export type ServeSettings =
+  & Required<Omit<ServeOptions, "users" | "host" | "port" | "psk" | "keys">>
+  & Pick<ServeOptions, "psk" | "keys">;
 
 /**
  * Fills in the defaults and checks every option, so that `serve()` fails
@@ -154,6 +162,7 @@ export type ServeSettings = Required<
 export function resolveServeOptions(options: ServeOptions): ServeSettings {
   const settings = {
     psk: options.psk,
+    keys: options.keys,
     logger: options.logger ?? silentLogger,
     maxConnections: options.maxConnections ?? 10_000,
     maxStartups: options.maxStartups ?? 128,
@@ -167,12 +176,16 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     iterations: options.iterations ?? DEFAULT_SCRAM_ITERATIONS,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
   };
-  if (!(settings.psk instanceof Uint8Array)) {
+  if (settings.psk !== undefined && !(settings.psk instanceof Uint8Array)) {
     throw new TypeError("Cannot serve: psk must be a Uint8Array");
   }
-  if (settings.psk.length < MIN_PSK_BYTES) {
+  const pskLength = settings.keys ? MIN_PSK_BYTES : settings.psk?.length;
+  if (pskLength === undefined) {
+    throw new TypeError("Cannot serve: give psk or keys");
+  }
+  if (pskLength < MIN_PSK_BYTES) {
     throw new RangeError(
-      `Cannot serve: the pre-shared key has ${settings.psk.length} bytes, at least ${MIN_PSK_BYTES} required`,
+      `Cannot serve: the pre-shared key has ${pskLength} bytes, at least ${MIN_PSK_BYTES} required`,
     );
   }
   if (typeof settings.logger?.log !== "function") {

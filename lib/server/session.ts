@@ -97,6 +97,8 @@ export interface SessionCloseOptions {
 export interface SessionOptions {
   /** Connection id, for logs. */
   id: number;
+  /** Id of the key the client authenticated with (ring entry). */
+  keyId?: string;
   /** The logged-in user, or `null` on a server without users. */
   user: string | null;
   /** The client's address. */
@@ -149,6 +151,8 @@ export class Session implements AsyncIterable<IncomingMessage> {
   readonly user: string | null;
   /** The client's address. */
   readonly remoteAddr: Deno.NetAddr;
+  /** Id of the key the client authenticated with (`default` for a bare key). */
+  readonly keyId?: string;
   #channel: Channel;
   #maxQueueBytes: number;
   #maxMessageBytes: number;
@@ -176,6 +180,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
     this.id = options.id;
     this.user = options.user;
     this.remoteAddr = options.remoteAddr;
+    this.keyId = options.keyId;
   }
 
   /**

@@ -13,6 +13,9 @@
 
 import { basename, dirname, resolve } from "node:path";
 import { describeError } from "../errors.ts";
+import { utf8 } from "../wire/bytes.ts";
+import { FileReloader, type ReloadEvent } from "../file_reloader.ts";
+import { constantTimeEqual } from "../wire/crypto.ts";
 import {
   createScramVerifier,
   DEFAULT_SCRAM_ITERATIONS,
@@ -23,8 +26,11 @@ import { readUserinfoFile, updateUserinfo } from "./userinfo_file.ts";
 
 export { readUserinfoFile, updateUserinfo } from "./userinfo_file.ts";
 
-/** How long the watcher waits after the last file event before reloading. */
-export const RELOAD_DEBOUNCE_MS = 100;
+/**
+ * How long the file must stay unchanged before a watched change is loaded
+ * (the shared `FileReloader`'s settle time).
+ */
+export const RELOAD_DEBOUNCE_MS = 300;
 
 /**
  * What a `UserStore` reports; never a verifier. The `event` names match the
@@ -38,7 +44,7 @@ export const RELOAD_DEBOUNCE_MS = 100;
  * ```
  */
 export type UserStoreEvent =
-  | { event: "users_loaded"; count: number }
+  | { event: "users_loaded"; count: number; detail?: string }
   | { event: "users_reload_failed"; reason: string }
   | { event: "user_upgraded"; user: string };
 
@@ -50,6 +56,18 @@ export interface UserStoreOptions {
    * @default {() => {}}
    */
   onEvent?: (event: UserStoreEvent) => void;
+  /**
+   * Refuse a file that group or others may write (a server's users).
+   *
+   * @default {false}
+   */
+  strictMode?: boolean;
+  /**
+   * How long a changed file must stay unchanged before `watch` loads it.
+   *
+   * @default {300}
+   */
+  settleMs?: number;
 }
 
 /** Options of `UserStore.upgradeLegacy`. */
@@ -79,10 +97,7 @@ export class UserStore {
   readonly #onEvent: (event: UserStoreEvent) => void;
   #users: Map<string, UserVerifier>;
   #queue: Promise<void> = Promise.resolve();
-  #watcher: Deno.FsWatcher | undefined;
-  #watching: Promise<void> | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #closed = false;
+  readonly #reloader: FileReloader<Userinfo>;
 
   /**
    * Use {@link UserStore.open}; not constructed directly.
@@ -94,11 +109,27 @@ export class UserStore {
   private constructor(
     path: string,
     userinfo: Userinfo,
-    onEvent: (event: UserStoreEvent) => void,
+    options: UserStoreOptions,
   ) {
     this.#path = path;
-    this.#onEvent = onEvent;
+    this.#onEvent = options.onEvent ?? (() => {});
     this.#users = indexUsers(userinfo);
+    this.#reloader = new FileReloader(path, userinfo, {
+      read: readUserinfoFile,
+      index: (value) =>
+        new Map(
+          [...indexUsers(value)].map(([name, verifier]) => [
+            name,
+            JSON.stringify(verifier),
+          ]),
+        ),
+      apply: (value) => {
+        this.#users = indexUsers(value);
+      },
+      onEvent: (event) => this.#onEvent(toStoreEvent(event)),
+      settleMs: options.settleMs ?? RELOAD_DEBOUNCE_MS,
+      exclusive: (task) => this.#serialise(task),
+    });
   }
 
   /**
@@ -129,9 +160,9 @@ export class UserStore {
           `(create it with "server.ts user add NAME")`,
       );
     }
-    const onEvent = options.onEvent ?? (() => {});
-    const store = new UserStore(path, userinfo, onEvent);
-    onEvent({ event: "users_loaded", count: store.userCount });
+    if (options.strictMode) await checkUserinfoMode(path);
+    const store = new UserStore(path, userinfo, options);
+    store.#onEvent({ event: "users_loaded", count: store.userCount });
     return store;
   }
 
@@ -210,18 +241,7 @@ export class UserStore {
    * ```
    */
   reload(): Promise<void> {
-    return this.#serialise(async () => {
-      try {
-        const userinfo = await readUserinfoFile(this.#path);
-        this.#users = indexUsers(userinfo);
-        this.#onEvent({ event: "users_loaded", count: this.#users.size });
-      } catch (error) {
-        this.#onEvent({
-          event: "users_reload_failed",
-          reason: describeError(error),
-        });
-      }
-    });
+    return this.#reloader.reload({ forced: true });
   }
 
   /**
@@ -231,28 +251,7 @@ export class UserStore {
    * again does nothing. A watch that fails emits `users_reload_failed`.
    */
   watch(): void {
-    if (this.#watcher !== undefined || this.#closed) return;
-    const absolute = resolve(this.#path);
-    const name = basename(absolute);
-    const watcher = Deno.watchFs(dirname(absolute), { recursive: false });
-    this.#watcher = watcher;
-    this.#watching = (async () => {
-      try {
-        for await (const event of watcher) {
-          if (event.paths.some((path) => basename(path) === name)) {
-            this.#scheduleReload();
-          }
-        }
-      } catch (error) {
-        if (this.#closed) return;
-        this.#onEvent({
-          event: "users_reload_failed",
-          reason: `Cannot watch users file ${JSON.stringify(this.#path)}: ${
-            describeError(error)
-          }`,
-        });
-      }
-    })();
+    this.#reloader.watch();
   }
 
   /**
@@ -294,10 +293,7 @@ export class UserStore {
 
   /** Stops watching and cancels a pending reload. */
   close(): void {
-    this.#closed = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#watcher?.close();
+    this.#reloader.close();
   }
 
   /** Same as `close`. */
@@ -311,18 +307,8 @@ export class UserStore {
    * @returns A promise that resolves once everything has stopped.
    */
   async [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    await this.#watching;
+    await this.#reloader[Symbol.asyncDispose]();
     await this.#queue;
-  }
-
-  #scheduleReload(): void {
-    if (this.#closed) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (!this.#closed) this.reload();
-    }, RELOAD_DEBOUNCE_MS);
   }
 
   // Runs reloads and upgrades one at a time, so an older read never
@@ -332,6 +318,44 @@ export class UserStore {
     this.#queue = result.then(() => {}, () => {});
     return result;
   }
+}
+
+/**
+ * Refuses a userinfo file that group or others may write, as OpenSSH does
+ * for `authorized_keys`. Windows has no such modes: nothing is checked.
+ *
+ * @param path The userinfo file.
+ * @returns A promise that resolves if the mode is safe.
+ * @throws {Error} If group or others may write: one line naming the file,
+ *   its mode, and `chmod go-w`.
+ * @example Usage
+ * ```ts ignore
+ * await checkUserinfoMode("userinfo");
+ * ```
+ */
+export async function checkUserinfoMode(path: string): Promise<void> {
+  if (Deno.build.os === "windows") return;
+  const { mode } = await Deno.stat(path);
+  if (mode !== null && (mode & 0o022) !== 0) {
+    const octal = (mode & 0o777).toString(8).padStart(4, "0");
+    throw new Error(
+      `Cannot use users file ${
+        JSON.stringify(path)
+      }: mode ${octal} lets group or others write it; run "chmod go-w ${path}"`,
+    );
+  }
+}
+
+function toStoreEvent(event: ReloadEvent): UserStoreEvent {
+  if (event.kind === "applied") {
+    return {
+      event: "users_loaded",
+      count: event.count,
+      detail:
+        `added ${event.added}, removed ${event.removed}, changed ${event.changed}`,
+    };
+  }
+  return { event: "users_reload_failed", reason: event.reason };
 }
 
 function indexUsers(userinfo: Userinfo): Map<string, UserVerifier> {

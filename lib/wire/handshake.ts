@@ -1,7 +1,7 @@
 /**
  * Layer 2, the mutual pre-shared-key handshake with forward secrecy (see
  * docs/PROTOCOL.md, "Handshake"). It puts on the wire the preamble, the
- * hellos, the server's and client's proofs and, on failure, one generic
+ * hellos (the ClientHello names the key by id, in clear), the server's and client's proofs and, on failure, one generic
  * failure frame; it returns the per-direction session keys. The design is
  * the TLS 1.3 PSK-DHE key schedule cut down to one suite: an early secret
  * from the PSK, a handshake secret from ephemeral X25519, Finished-style
@@ -18,7 +18,6 @@ import {
   constantTimeEqual,
   generateX25519,
   randomBytes,
-  sha256,
   x25519SharedSecret,
 } from "./crypto.ts";
 import {
@@ -40,23 +39,62 @@ import {
   deriveSessionKeys,
   encodePreamble,
   type SessionKeys,
+  Transcript,
 } from "./key_schedule.ts";
 import {
   CLIENT_FINISHED_BYTES,
-  CLIENT_HELLO_BYTES,
+  CLIENT_HELLO_FIXED_BYTES,
+  DEFAULT_KEY_ID,
   FAILURE_BYTES,
   HandshakeKind,
   KdfLabel,
+  KEY_BYTES,
+  KEY_ID_REGEXP,
+  MAX_KEY_ID_BYTES,
   MAX_PREAUTH_FRAME_BYTES,
+  MIN_KEY_ID_BYTES,
   MIN_PSK_BYTES,
   NONCE_BYTES,
   PREAMBLE_BYTES,
-  PROOF_BYTES,
   PROTOCOL_MAGIC,
   PROTOCOL_VERSION,
   SERVER_HELLO_BYTES,
   SHARE_BYTES,
 } from "./protocol.ts";
+
+/** A pre-shared key and its id: what a client holds, a ring entry. */
+export interface HandshakeKey {
+  /** The key id, 1 to 64 bytes of `[A-Za-z0-9._-]`; sent in clear. */
+  readonly id: string;
+  /** The key bytes, at least 16. */
+  readonly psk: Uint8Array;
+}
+
+/**
+ * Where the server's handshake finds the key for the id a client sent: a
+ * key ring (lib/server/key_ring.ts), or a single key as id `default`.
+ */
+export interface KeyLookup<K extends HandshakeKey = HandshakeKey> {
+  /**
+   * The key with this id, or `undefined` if there is none.
+   *
+   * @param keyId The id from the ClientHello, already checked for syntax.
+   */
+  find(keyId: string): K | undefined;
+  /**
+   * A random key no client holds (at least 16 bytes), made once per ring:
+   * an unknown id runs the whole handshake with it, so that it fails on
+   * the same path, with the same work and frames, as a wrong key.
+   */
+  readonly decoy: Uint8Array;
+}
+
+/** What the server's handshake returns: the session keys and whose key. */
+export interface ServerSessionKeys<K extends HandshakeKey = HandshakeKey>
+  extends SessionKeys {
+  /** The ring entry the client proved it holds. */
+  readonly key: K;
+}
 
 /** Options of both handshake roles. */
 export interface HandshakeOptions {
@@ -67,22 +105,33 @@ export interface HandshakeOptions {
 }
 
 /**
- * Runs the client side: sends preamble and ClientHello, checks the server's
- * proof, sends ClientFinished.
+ * Runs the client side: sends preamble and ClientHello (with the key id),
+ * checks the server's proof, sends ClientFinished.
  *
- * @throws {KeyRejectedError} If the server's proof is wrong (keys differ).
+ * @param framed The connection and its frame reader.
+ * @param key The key and its id; bare bytes are id `default`.
+ * @param options The deadline.
+ * @returns The session keys.
+ * @throws {KeyRejectedError} If the server's proof is wrong (keys differ,
+ *   or the server has no key with this id).
  * @throws {ProtocolError} If the server is not doorman or breaks the protocol.
  * @throws {UnsupportedVersionError} If the server speaks another version.
  * @throws {TimeoutError} If `options.signal` aborts first.
  * @throws {ClosedError} If the server closes before answering (it may be
  *   at a connection limit, or refusing this address).
+ * @throws {RangeError} If the key is shorter than 16 bytes or its id is
+ *   malformed, before anything is sent.
  */
 export async function handshakeAsClient(
   framed: FramedConn,
-  psk: Uint8Array,
+  key: Uint8Array | HandshakeKey,
   options: HandshakeOptions = {},
 ): Promise<SessionKeys> {
+  const { id, psk } = key instanceof Uint8Array
+    ? { id: DEFAULT_KEY_ID, psk: key }
+    : key;
   checkPsk(psk);
+  const keyId = encodeKeyId(id);
   const state = { preambleSent: true };
   return await guard(framed, options.signal, state, async () => {
     const { nonce, keyPair } = ephemeral(options);
@@ -91,92 +140,100 @@ export async function handshakeAsClient(
       Uint8Array.of(HandshakeKind.clientHello),
       nonce,
       keyPair.publicKey,
+      Uint8Array.of(keyId.length),
+      keyId,
     );
     await writeAll(framed.conn, concatBytes(preamble, encodeFrame(hello)));
+    const transcript = new Transcript();
+    transcript.append(preamble, hello);
 
-    const serverPreamble = await readPreamble(framed.reader, "Server");
+    transcript.append(await readPreamble(framed.reader, "Server"));
     const serverHello = await readHandshakeFrame(
       framed.reader,
       HandshakeKind.serverHello,
-      SERVER_HELLO_BYTES,
       "Server",
     );
     const proofStart = 1 + NONCE_BYTES + SHARE_BYTES;
     const serverShare = serverHello.subarray(1 + NONCE_BYTES, proofStart);
-    const serverProof = serverHello.subarray(
-      proofStart,
-      proofStart + PROOF_BYTES,
-    );
+    const serverProof = serverHello.subarray(proofStart);
     const secret = deriveHandshakeSecret(
       psk,
       keyShareSecret(keyPair.privateKey, serverShare),
     );
-    const upToServerProof = sha256(
-      preamble,
-      hello,
-      serverPreamble,
-      serverHello.subarray(0, proofStart),
-    );
     const expected = computeProof(
       secret,
       KdfLabel.serverFinished,
-      upToServerProof,
+      transcript.hash(serverHello.subarray(0, proofStart)),
     );
     if (!constantTimeEqual(serverProof, expected)) {
       throw new KeyRejectedError(
         "Server key proof is wrong: the pre-shared keys differ",
       );
     }
-    const upToClientProof = sha256(
-      preamble,
-      hello,
-      serverPreamble,
-      serverHello,
-    );
+    transcript.append(serverHello);
     const finished = concatBytes(
       Uint8Array.of(HandshakeKind.clientFinished),
-      computeProof(secret, KdfLabel.clientFinished, upToClientProof),
+      computeProof(secret, KdfLabel.clientFinished, transcript.hash()),
     );
     await writeAll(framed.conn, encodeFrame(finished));
-    return deriveSessionKeys(
-      secret,
-      sha256(preamble, hello, serverPreamble, serverHello, finished),
-    );
+    transcript.append(finished);
+    return deriveSessionKeys(secret, transcript.hash());
   });
 }
 
 /**
- * Runs the server side: reads preamble and ClientHello, answers with its
- * share and proof, checks the client's proof.
+ * Runs the server side: reads preamble and ClientHello, looks up the key
+ * id, answers with its share and proof, checks the client's proof.
  *
+ * An id the server does not know takes exactly the path of a wrong key:
+ * the server runs the DH and proofs with `keys.decoy`, sends a ServerHello
+ * of the same size, and fails with the same `KeyRejectedError` (and the
+ * same failure frame) when the client's proof cannot match.
+ *
+ * @param framed The connection and its frame reader.
+ * @param keys The key ring; bare bytes are a ring of one key, `default`.
+ * @param options The deadline.
+ * @returns The session keys and the ring entry used.
  * @throws {KeyRejectedError} If the client's proof is wrong or the client
- *   rejected ours (keys differ).
+ *   rejected ours (keys differ, or the id is unknown).
  * @throws {ProtocolError} If the client is not doorman or breaks the protocol.
  * @throws {UnsupportedVersionError} If the client speaks another version.
  * @throws {TimeoutError} If `options.signal` aborts first.
  * @throws {ClosedError} If the client closes during the handshake.
  */
-export async function handshakeAsServer(
+export async function handshakeAsServer<K extends HandshakeKey>(
   framed: FramedConn,
-  psk: Uint8Array,
+  keys: Uint8Array | KeyLookup<K>,
   options: HandshakeOptions = {},
-): Promise<SessionKeys> {
-  checkPsk(psk);
+): Promise<ServerSessionKeys<K>> {
+  // With bare bytes K is HandshakeKey itself: the cast only names that.
+  const ring = keys instanceof Uint8Array
+    ? singleKey(keys) as KeyLookup<K>
+    : keys;
   const state = { preambleSent: false };
   return await guard(framed, options.signal, state, async () => {
-    const clientPreamble = await readPreamble(framed.reader, "Client");
+    const transcript = new Transcript();
+    transcript.append(await readPreamble(framed.reader, "Client"));
     const hello = await readHandshakeFrame(
       framed.reader,
       HandshakeKind.clientHello,
-      CLIENT_HELLO_BYTES,
       "Client",
     );
+    transcript.append(hello);
+    // Known or not, the same work follows: only the key bytes differ.
+    const key = ring.find(decodeKeyId(hello));
+    const psk = key?.psk ?? ring.decoy;
     const { nonce, keyPair } = ephemeral(options);
+    const shareEnd = 1 + NONCE_BYTES + SHARE_BYTES;
     const secret = deriveHandshakeSecret(
       psk,
-      keyShareSecret(keyPair.privateKey, hello.subarray(1 + NONCE_BYTES)),
+      keyShareSecret(
+        keyPair.privateKey,
+        hello.subarray(1 + NONCE_BYTES, shareEnd),
+      ),
     );
     const preamble = encodePreamble();
+    transcript.append(preamble);
     const serverHelloStart = concatBytes(
       Uint8Array.of(HandshakeKind.serverHello),
       nonce,
@@ -185,9 +242,10 @@ export async function handshakeAsServer(
     const serverProof = computeProof(
       secret,
       KdfLabel.serverFinished,
-      sha256(clientPreamble, hello, preamble, serverHelloStart),
+      transcript.hash(serverHelloStart),
     );
     const serverHello = concatBytes(serverHelloStart, serverProof);
+    transcript.append(serverHello);
     state.preambleSent = true;
     await writeAll(
       framed.conn,
@@ -197,24 +255,68 @@ export async function handshakeAsServer(
     const finished = await readHandshakeFrame(
       framed.reader,
       HandshakeKind.clientFinished,
-      CLIENT_FINISHED_BYTES,
       "Client",
     );
     const expected = computeProof(
       secret,
       KdfLabel.clientFinished,
-      sha256(clientPreamble, hello, preamble, serverHello),
+      transcript.hash(),
     );
-    if (!constantTimeEqual(finished.subarray(1), expected)) {
+    // `key === undefined` cannot pass the proof (nobody holds the decoy);
+    // it is checked as well so that no bug can turn a decoy into a login.
+    if (!constantTimeEqual(finished.subarray(1), expected) || !key) {
       throw new KeyRejectedError(
         "Client key proof is wrong: the pre-shared keys differ",
       );
     }
-    return deriveSessionKeys(
-      secret,
-      sha256(clientPreamble, hello, preamble, serverHello, finished),
-    );
+    transcript.append(finished);
+    return { ...deriveSessionKeys(secret, transcript.hash()), key };
   });
+}
+
+/** A ring of one key, id `default`, as a bare key file makes. */
+function singleKey(psk: Uint8Array): KeyLookup {
+  checkPsk(psk);
+  const key = { id: DEFAULT_KEY_ID, psk };
+  return {
+    find: (keyId) => keyId === DEFAULT_KEY_ID ? key : undefined,
+    decoy: randomBytes(KEY_BYTES),
+  };
+}
+
+/** The id's bytes, checked: 1 to 64 of `[A-Za-z0-9._-]`. */
+function encodeKeyId(id: string): Uint8Array {
+  if (!KEY_ID_REGEXP.test(id)) {
+    throw new RangeError(
+      `Cannot use key id ${
+        JSON.stringify(id)
+      }: it must be ${MIN_KEY_ID_BYTES} to ${MAX_KEY_ID_BYTES} characters of A-Z a-z 0-9 . _ -`,
+    );
+  }
+  return new TextEncoder().encode(id);
+}
+
+/**
+ * The key id of a ClientHello whose length `readHandshakeFrame` checked:
+ * `u8 length || id`, filling the rest of the frame.
+ *
+ * @throws {ProtocolError} If the length byte disagrees with the frame or
+ *   the id has a byte outside `[A-Za-z0-9._-]`.
+ */
+function decodeKeyId(hello: Uint8Array): string {
+  const length = hello[CLIENT_HELLO_FIXED_BYTES - 1];
+  if (length !== hello.length - CLIENT_HELLO_FIXED_BYTES) {
+    throw new ProtocolError(
+      `Client sent an unexpected handshake message: key id length ${length} in a ${hello.length}-byte ClientHello`,
+    );
+  }
+  const id = String.fromCharCode(...hello.subarray(CLIENT_HELLO_FIXED_BYTES));
+  if (!KEY_ID_REGEXP.test(id)) {
+    throw new ProtocolError(
+      "Client sent an unexpected handshake message: malformed key id",
+    );
+  }
+  return id;
 }
 
 function checkPsk(psk: Uint8Array): void {
@@ -269,12 +371,28 @@ async function readPreamble(
   return preamble;
 }
 
+/** Frame payload sizes each handshake kind may have, kind byte included. */
+const HANDSHAKE_SIZES: Record<number, { min: number; max: number }> = {
+  [HandshakeKind.clientHello]: {
+    min: CLIENT_HELLO_FIXED_BYTES + MIN_KEY_ID_BYTES,
+    max: CLIENT_HELLO_FIXED_BYTES + MAX_KEY_ID_BYTES,
+  },
+  [HandshakeKind.serverHello]: {
+    min: SERVER_HELLO_BYTES,
+    max: SERVER_HELLO_BYTES,
+  },
+  [HandshakeKind.clientFinished]: {
+    min: CLIENT_FINISHED_BYTES,
+    max: CLIENT_FINISHED_BYTES,
+  },
+};
+
 async function readHandshakeFrame(
   reader: FrameReader,
   kind: number,
-  size: number,
   peer: string,
 ): Promise<Uint8Array> {
+  const size = HANDSHAKE_SIZES[kind];
   const frame = await reader.readFrame(MAX_PREAUTH_FRAME_BYTES);
   if (frame === null) {
     throw new ClosedError(`${peer} closed the connection during the handshake`);
@@ -287,7 +405,9 @@ async function readHandshakeFrame(
     }
     throw new ProtocolError(`${peer} rejected the handshake`);
   }
-  if (frame.length !== size || frame[0] !== kind) {
+  if (
+    frame.length < size.min || frame.length > size.max || frame[0] !== kind
+  ) {
     throw new ProtocolError(
       `${peer} sent an unexpected handshake message: kind ${
         frame[0]
@@ -303,12 +423,12 @@ async function readHandshakeFrame(
  * peer can tell our version), then rethrows. Closing the connection is the
  * caller's job.
  */
-async function guard(
+async function guard<T>(
   framed: FramedConn,
   signal: AbortSignal | undefined,
   state: { preambleSent: boolean },
-  steps: () => Promise<SessionKeys>,
-): Promise<SessionKeys> {
+  steps: () => Promise<T>,
+): Promise<T> {
   try {
     return await raceSignal(
       steps(),

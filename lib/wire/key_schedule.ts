@@ -3,14 +3,15 @@
  * schedule"): the TLS 1.3 PSK-DHE shape cut down to one suite. An early
  * secret from the pre-shared key, a handshake secret from the X25519 shared
  * secret, one finished key per direction for the proofs, and traffic keys
- * bound to the whole transcript. Pure functions: no I/O, no randomness
+ * bound to the whole transcript, plus the SCRAM channel binding. Pure
+ * functions and the `Transcript` accumulator: no I/O, no randomness
  * (handshake.ts drives them over the wire).
  *
  * @module
  */
 
 import { concatBytes, utf8 } from "./bytes.ts";
-import { hkdfExpand, hkdfExtract, hmacSha256 } from "./crypto.ts";
+import { hkdfExpand, hkdfExtract, hmacSha256, sha256 } from "./crypto.ts";
 import {
   KdfLabel,
   KEY_BYTES,
@@ -18,7 +19,7 @@ import {
   PROTOCOL_VERSION,
 } from "./protocol.ts";
 
-/** The result of a handshake: one key per direction. */
+/** The result of a handshake: one key per direction, and the binding. */
 export interface SessionKeys {
   /** Key of the records the client sends. */
   readonly clientToServer: Uint8Array;
@@ -26,6 +27,49 @@ export interface SessionKeys {
   readonly serverToClient: Uint8Array;
   /** SHA-256 of the whole handshake transcript. */
   readonly transcriptHash: Uint8Array;
+  /**
+   * SCRAM channel binding data (`p=doorman-handshake`):
+   * `HKDF-Expand(hs, "doorman v2 scram binding" || th, 32)`, equal on both
+   * ends of one handshake and different on any other.
+   */
+  readonly channelBinding: Uint8Array;
+}
+
+/**
+ * The handshake transcript: every message appended in wire order (both
+ * preambles and the frame payloads, without length headers), hashed at
+ * each point where a proof or the session keys need it.
+ *
+ * @example Usage
+ * ```ts
+ * const transcript = new Transcript();
+ * transcript.append(Uint8Array.of(1, 2), Uint8Array.of(3));
+ * const hash = transcript.hash(); // SHA-256 of 01 02 03
+ * ```
+ */
+export class Transcript {
+  #parts: Uint8Array[] = [];
+
+  /**
+   * Adds messages to the end of the transcript.
+   *
+   * @param parts The bytes, in wire order.
+   */
+  append(...parts: Uint8Array[]): void {
+    this.#parts.push(...parts);
+  }
+
+  /**
+   * SHA-256 of everything appended so far, optionally followed by
+   * `pending` (bytes about to be appended, such as a message without its
+   * proof).
+   *
+   * @param pending Bytes hashed after the transcript but not appended.
+   * @returns The 32-byte hash.
+   */
+  hash(...pending: Uint8Array[]): Uint8Array {
+    return sha256(...this.#parts, ...pending);
+  }
 }
 
 /** The preamble this code sends: magic then version. */
@@ -56,7 +100,10 @@ export function computeProof(
   return hmacSha256(finishedKey, transcriptHash);
 }
 
-/** The session keys, bound to the hash of the whole transcript. */
+/**
+ * The session keys, bound to the hash of the whole transcript, and the SCRAM
+ * channel binding (computed when first read).
+ */
 export function deriveSessionKeys(
   handshakeSecret: Uint8Array,
   transcriptHash: Uint8Array,
@@ -67,9 +114,15 @@ export function deriveSessionKeys(
       concatBytes(utf8(label), transcriptHash),
       KEY_BYTES,
     );
+  // The binding is derived on first use: a server without users never pays
+  // for it, and `hs` is kept only as long as these keys are referenced.
+  let channelBinding: Uint8Array | undefined;
   return {
     clientToServer: expand(KdfLabel.clientToServer),
     serverToClient: expand(KdfLabel.serverToClient),
     transcriptHash,
+    get channelBinding() {
+      return channelBinding ??= expand(KdfLabel.scramBinding);
+    },
   };
 }

@@ -9,7 +9,7 @@
 /** ASCII "doorman": the first seven bytes each side sends. */
 export const PROTOCOL_MAGIC: Uint8Array = new TextEncoder().encode("doorman");
 /** The protocol version this code speaks: the eighth byte of the preamble. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Preamble: magic (7 bytes) then version (1 byte). */
 export const PREAMBLE_BYTES = 8;
 
@@ -30,6 +30,15 @@ export const KEY_BYTES = 32;
 /** Minimum pre-shared key length, in bytes. */
 export const MIN_PSK_BYTES = 16;
 
+/** Shortest key id, in bytes. */
+export const MIN_KEY_ID_BYTES = 1;
+/** Longest key id, in bytes. */
+export const MAX_KEY_ID_BYTES = 64;
+/** A key id: 1 to 64 bytes of `[A-Za-z0-9._-]`. */
+export const KEY_ID_REGEXP = /^[A-Za-z0-9._-]{1,64}$/;
+/** The id of a key written without one (a bare key, as in version 1). */
+export const DEFAULT_KEY_ID = "default";
+
 /** Handshake message kinds: the first byte of each handshake frame. */
 export const HandshakeKind = {
   clientHello: 0x01,
@@ -38,19 +47,24 @@ export const HandshakeKind = {
   failure: 0x7f,
 } as const;
 
-/** Frame payload sizes of the handshake messages, kind byte included. */
-export const CLIENT_HELLO_BYTES = 1 + NONCE_BYTES + SHARE_BYTES;
+/**
+ * Frame payload sizes of the handshake messages, kind byte included. A
+ * ClientHello is `CLIENT_HELLO_FIXED_BYTES` then the key id's bytes, so
+ * 67 to 130 bytes.
+ */
+export const CLIENT_HELLO_FIXED_BYTES = 1 + NONCE_BYTES + SHARE_BYTES + 1;
 export const SERVER_HELLO_BYTES = 1 + NONCE_BYTES + SHARE_BYTES + PROOF_BYTES;
 export const CLIENT_FINISHED_BYTES = 1 + PROOF_BYTES;
 export const FAILURE_BYTES = 1;
 
 /** Labels of the key schedule (HKDF-Expand `info` prefixes, UTF-8). */
 export const KdfLabel = {
-  derived: "doorman v1 derived",
-  serverFinished: "doorman v1 server finished",
-  clientFinished: "doorman v1 client finished",
-  clientToServer: "doorman v1 c2s key",
-  serverToClient: "doorman v1 s2c key",
+  derived: "doorman v2 derived",
+  serverFinished: "doorman v2 server finished",
+  clientFinished: "doorman v2 client finished",
+  clientToServer: "doorman v2 c2s key",
+  serverToClient: "doorman v2 s2c key",
+  scramBinding: "doorman v2 scram binding",
 } as const;
 
 /** Poly1305 tag appended to every record. */
@@ -106,6 +120,8 @@ export const CloseCode = {
   protocolError: 7,
   /** The server's session handler threw. */
   handlerError: 8,
+  /** The key this session authenticated with was removed from the ring. */
+  keyRevoked: 9,
 } as const;
 /**
  * One of the values of {@link CloseCode}.

@@ -95,7 +95,9 @@ Deno.test("server.ts exits 1 with the line number in one stderr line when userin
   await using dir = await tempDir();
   const keyFile = dir.join("doorman.key");
   const usersFile = dir.join("userinfo");
-  await Deno.writeTextFile(keyFile, `${toHex(new Uint8Array(32).fill(1))}\n`);
+  await Deno.writeTextFile(keyFile, `${toHex(new Uint8Array(32).fill(1))}\n`, {
+    mode: 0o600,
+  });
   await writeUsers(usersFile, { alex: "alex pw" });
   const good = await Deno.readTextFile(usersFile);
   await Deno.writeTextFile(usersFile, `${good}bob|not-a-verifier\n`);
@@ -114,7 +116,9 @@ Deno.test("server.ts exits 1 with the line number in one stderr line when userin
 Deno.test("server.ts warns about the demo user when listening on 0.0.0.0", async () => {
   await using dir = await tempDir();
   const keyFile = dir.join("doorman.key");
-  await Deno.writeTextFile(keyFile, `${toHex(new Uint8Array(32).fill(2))}\n`);
+  await Deno.writeTextFile(keyFile, `${toHex(new Uint8Array(32).fill(2))}\n`, {
+    mode: 0o600,
+  });
   const added = await runServerTs(
     ["user", "add", "alex", "--iterations", "4096"],
     { cwd: dir.path, env: { DOORMAN_PASSWORD: "123456" } },
@@ -151,7 +155,9 @@ Deno.test("server.ts warns about the demo user when listening on 0.0.0.0", async
 Deno.test("server.ts does not warn about the demo user on loopback", async () => {
   await using dir = await tempDir();
   const keyFile = dir.join("doorman.key");
-  await Deno.writeTextFile(keyFile, `${toHex(new Uint8Array(32).fill(3))}\n`);
+  await Deno.writeTextFile(keyFile, `${toHex(new Uint8Array(32).fill(3))}\n`, {
+    mode: 0o600,
+  });
   const added = await runServerTs(
     ["user", "add", "alex", "--iterations", "4096"],
     { cwd: dir.path, env: { DOORMAN_PASSWORD: "123456" } },

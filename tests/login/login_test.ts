@@ -38,6 +38,7 @@ const KEYS: SessionKeys = {
   clientToServer: seededBytes(21, 32),
   serverToClient: seededBytes(22, 32),
   transcriptHash: new Uint8Array(32),
+  channelBinding: new Uint8Array(32),
 };
 const FAKE_SALT_KEY = seededBytes(23, 32);
 const decoder = new TextDecoder();

@@ -93,7 +93,11 @@ Deno.test("UserStore.reload() takes a changed file and reports the count", async
   await updateUserinfo(files.path, (userinfo) => withMd5User(userinfo, "bob"));
   await store.reload();
   assert.deepEqual(store.userNames(), ["alex", "bob"]);
-  assert.deepEqual(events.at(-1), { event: "users_loaded", count: 2 });
+  assert.deepEqual(events.at(-1), {
+    event: "users_loaded",
+    count: 2,
+    detail: "added 1, removed 0, changed 0",
+  });
 });
 
 Deno.test("UserStore.watch() picks up an external atomic rewrite", async () => {

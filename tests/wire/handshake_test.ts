@@ -20,7 +20,8 @@ import {
 import type { FramedConn } from "../../lib/wire/framing.ts";
 import {
   CLIENT_FINISHED_BYTES,
-  CLIENT_HELLO_BYTES,
+  CLIENT_HELLO_FIXED_BYTES,
+  DEFAULT_KEY_ID,
   MAX_PREAUTH_FRAME_BYTES,
   SERVER_HELLO_BYTES,
 } from "../../lib/wire/protocol.ts";
@@ -33,6 +34,8 @@ import {
   tcpPair,
 } from "../helpers.ts";
 
+/** A ClientHello with the `default` key id: 66 + 7 bytes. */
+const CLIENT_HELLO_BYTES = CLIENT_HELLO_FIXED_BYTES + DEFAULT_KEY_ID.length;
 const PSK = utf8("handshake test key, 32 bytes....");
 const OTHER_PSK = utf8("handshake test key, 32 bytes...!");
 const FAILURE_FRAME = encodeFrame(Uint8Array.of(0x7f));
@@ -130,7 +133,10 @@ Deno.test("handshakeAsClient() and handshakeAsServer() derive equal keys", async
     handshakeAsClient(framed(pair.client), PSK),
     handshakeAsServer(framed(pair.server), PSK),
   ]);
-  assert.deepEqual(client, server);
+  const { key, ...serverKeys } = server;
+  assert.deepEqual(client, serverKeys);
+  assert.deepEqual(key, { id: DEFAULT_KEY_ID, psk: PSK });
+  assert.equal(client.channelBinding.length, 32);
   assert.equal(client.clientToServer.length, 32);
   assert.equal(client.serverToClient.length, 32);
   assert.equal(client.transcriptHash.length, 32);
@@ -158,7 +164,7 @@ Deno.test("handshakeAsServer() accepts a 16-byte key", async () => {
     handshakeAsClient(framed(pair.client), psk),
     handshakeAsServer(framed(pair.server), psk),
   ]);
-  assert.deepEqual(client, server);
+  assert.deepEqual(client.transcriptHash, server.transcriptHash);
 });
 
 Deno.test("handshakeAsClient() and handshakeAsServer() reject a key shorter than 16 bytes", async () => {
@@ -184,7 +190,13 @@ Deno.test("handshake with different keys fails on both sides with KeyRejectedErr
 });
 
 /** Where one side's handshake frames start in its writes, and their sizes. */
-type Layout = { start: number; size: number; preamble: boolean }[];
+type Layout = {
+  start: number;
+  size: number;
+  preamble: boolean;
+  /** Offset in the payload of the key id's length byte (ClientHello). */
+  keyIdAt?: number;
+}[];
 
 /**
  * The error the honest reader must fail with when bit `bit` of byte
@@ -195,7 +207,7 @@ function expectedFailure(
   bit: number,
   layout: Layout,
 ): new (message: string) => Error {
-  for (const { start, size, preamble } of layout) {
+  for (const { start, size, preamble, keyIdAt } of layout) {
     if (preamble && position >= start && position < start + 8) {
       return position - start === 7 ? UnsupportedVersionError : ProtocolError;
     }
@@ -210,6 +222,23 @@ function expectedFailure(
         : ProtocolError;
     }
     if (position === header + 4) return ProtocolError; // the kind byte
+    if (keyIdAt !== undefined && position === header + 4 + keyIdAt) {
+      return ProtocolError; // the key id length no longer fits the frame
+    }
+    if (
+      keyIdAt !== undefined && position > header + 4 + keyIdAt &&
+      position < header + 4 + size
+    ) {
+      // A flipped id is another id (unknown: rejected like a wrong key)
+      // or no id at all (malformed).
+      const index = position - (header + 4 + keyIdAt + 1);
+      const flipped = String.fromCharCode(
+        DEFAULT_KEY_ID.charCodeAt(index) ^ (1 << bit),
+      );
+      return /^[A-Za-z0-9._-]$/.test(flipped)
+        ? KeyRejectedError
+        : ProtocolError;
+    }
     if (position > header + 4 && position < header + 4 + size) {
       return KeyRejectedError; // nonce, share or proof
     }
@@ -272,7 +301,12 @@ async function flipOne(
 }
 
 const CLIENT_FRAMES: Layout = [
-  { start: 0, size: CLIENT_HELLO_BYTES, preamble: true },
+  {
+    start: 0,
+    size: CLIENT_HELLO_BYTES,
+    preamble: true,
+    keyIdAt: CLIENT_HELLO_FIXED_BYTES - 1,
+  },
   {
     start: 8 + 4 + CLIENT_HELLO_BYTES,
     size: CLIENT_FINISHED_BYTES,
@@ -367,30 +401,36 @@ Deno.test("handshakeAsServer() rejects random bytes with ProtocolError", async (
   }
 });
 
-Deno.test("handshakeAsServer() rejects protocol version 2 with UnsupportedVersionError and tells its own version", async () => {
+Deno.test("handshakeAsServer() rejects a version 1 client with UnsupportedVersionError naming both versions and tells its own", async () => {
   await using pair = await tcpPair();
   const server = handshakeAsServer(framed(pair.server), PSK);
+  // A version 1 ClientHello: kind, nonce, share, no key id.
   const hello = concatBytes(
     Uint8Array.of(0x01),
     new Uint8Array(32),
     seededBytes(2, 32),
   );
-  await pair.client.write(concatBytes(encodePreamble(2), encodeFrame(hello)));
-  await assert.rejects(server, UnsupportedVersionError);
+  await pair.client.write(concatBytes(encodePreamble(1), encodeFrame(hello)));
+  const error = await server.catch((error) => error);
+  assert.ok(error instanceof UnsupportedVersionError);
+  assert.match(error.message, /version 1\b.*version 2\b/);
   assert.deepEqual(
     await serverOutput(pair),
-    concatBytes(encodePreamble(1), FAILURE_FRAME),
+    concatBytes(encodePreamble(2), FAILURE_FRAME),
   );
 });
 
-Deno.test("handshakeAsClient() rejects a server speaking version 2 with UnsupportedVersionError", async () => {
+Deno.test("handshakeAsClient() rejects a version 1 server with UnsupportedVersionError naming both versions", async () => {
   await using pair = await tcpPair();
   const client = handshakeAsClient(framed(pair.client), PSK);
   const reader = new FrameReader(pair.server);
-  assert.deepEqual(await reader.readExact(8), encodePreamble());
+  assert.deepEqual(await reader.readExact(8), encodePreamble(2));
   assert.equal((await reader.readFrame(512))?.length, CLIENT_HELLO_BYTES);
-  await pair.server.write(concatBytes(encodePreamble(2), FAILURE_FRAME));
-  await assert.rejects(client, UnsupportedVersionError);
+  // What a version 1 server answers a preamble it does not speak.
+  await pair.server.write(concatBytes(encodePreamble(1), FAILURE_FRAME));
+  const error = await client.catch((error) => error);
+  assert.ok(error instanceof UnsupportedVersionError);
+  assert.match(error.message, /version 1\b.*version 2\b/);
   // The client has sent its preamble already: only the failure frame follows.
   assert.deepEqual(await reader.readFrame(512), Uint8Array.of(0x7f));
 });
@@ -408,7 +448,13 @@ Deno.test("handshakeAsServer() rejects a small-order key share with ProtocolErro
   ) {
     await using pair = await tcpPair();
     const server = handshakeAsServer(framed(pair.server), PSK);
-    const hello = concatBytes(Uint8Array.of(0x01), new Uint8Array(32), share);
+    const hello = concatBytes(
+      Uint8Array.of(0x01),
+      new Uint8Array(32),
+      share,
+      Uint8Array.of(DEFAULT_KEY_ID.length),
+      utf8(DEFAULT_KEY_ID),
+    );
     await pair.client.write(concatBytes(encodePreamble(), encodeFrame(hello)));
     assertKind(
       await server.catch((error) => error),
@@ -496,6 +542,8 @@ Deno.test("handshakeAsServer() fails with ClosedError when the client closes bef
     Uint8Array.of(0x01),
     new Uint8Array(32),
     seededBytes(3, 32),
+    Uint8Array.of(DEFAULT_KEY_ID.length),
+    utf8(DEFAULT_KEY_ID),
   );
   await pair.client.write(concatBytes(encodePreamble(), encodeFrame(hello)));
   assert.deepEqual(await reader.readExact(8), encodePreamble());
