@@ -14,7 +14,13 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const LIB = join(ROOT, "lib");
 
 /** Files at the top of lib/, shared by everyone. */
-const SHARED = ["errors.ts", "key_file.ts", "atomic_file.ts"];
+const SHARED = [
+  "errors.ts",
+  "key_file.ts",
+  "key_entries.ts",
+  "atomic_file.ts",
+  "file_reloader.ts",
+];
 
 /**
  * What each part of lib/ may import, besides its own folder. A part is a
@@ -25,7 +31,10 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "atomic_file.ts": [],
   // The key is checked against the wire's minimum length and generated
   // with its random source: key_file.ts reads those from wire/.
-  "key_file.ts": ["wire", "errors.ts", "atomic_file.ts"],
+  "key_file.ts": ["wire", "errors.ts", "atomic_file.ts", "key_entries.ts"],
+  // A key file line becomes a handshake key: the wire's sizes and types.
+  "key_entries.ts": ["wire", "errors.ts"],
+  "file_reloader.ts": ["errors.ts"],
   wire: ["errors.ts"],
   login: ["wire", "errors.ts"],
   users: ["login", "wire", ...SHARED],

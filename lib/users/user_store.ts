@@ -11,11 +11,7 @@
  * @module
  */
 
-import { basename, dirname, resolve } from "node:path";
-import { describeError } from "../errors.ts";
-import { utf8 } from "../wire/bytes.ts";
 import { FileReloader, type ReloadEvent } from "../file_reloader.ts";
-import { constantTimeEqual } from "../wire/crypto.ts";
 import {
   createScramVerifier,
   DEFAULT_SCRAM_ITERATIONS,
