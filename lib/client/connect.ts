@@ -135,9 +135,11 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
       });
     });
     conn.setNoDelay(true);
+    conn.setKeepAlive(true); // a vanished server is noticed, eventually
     const framed = { conn, reader: new FrameReader(conn) };
     const keys = await handshakeAsClient(framed, options.psk, {
       signal: deadline.signal,
+      server: `${host}:${port}`,
     });
     const channel = openChannel(framed, keys, { role: "client" });
     if (options.user !== undefined) {

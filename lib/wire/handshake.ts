@@ -25,6 +25,7 @@ import {
   ClosedError,
   KeyRejectedError,
   ProtocolError,
+  TimeoutError,
   UnsupportedVersionError,
 } from "../errors.ts";
 import { raceSignal } from "./deadline.ts";
@@ -64,6 +65,8 @@ export interface HandshakeOptions {
   signal?: AbortSignal;
   /** Test vectors only: a fixed nonce and X25519 private key. */
   fixedRandom?: { nonce: Uint8Array; privateKey: Uint8Array };
+  /** Client only: the server's `HOST:PORT`, for "no doorman reply" errors. */
+  server?: string;
 }
 
 /**
@@ -76,6 +79,8 @@ export interface HandshakeOptions {
  * @throws {TimeoutError} If `options.signal` aborts first.
  * @throws {ClosedError} If the server closes before answering (it may be
  *   at a connection limit, or refusing this address).
+ * @throws {ProtocolError} "no doorman reply from HOST:PORT" when what came
+ *   back (or nothing, by the deadline) is not a doorman preamble.
  */
 export async function handshakeAsClient(
   framed: FramedConn,
@@ -83,7 +88,7 @@ export async function handshakeAsClient(
   options: HandshakeOptions = {},
 ): Promise<SessionKeys> {
   checkPsk(psk);
-  const state = { preambleSent: true };
+  const state = { preambleSent: true, replied: false, server: options.server };
   return await guard(framed, options.signal, state, async () => {
     const { nonce, keyPair } = ephemeral(options);
     const preamble = encodePreamble();
@@ -94,7 +99,8 @@ export async function handshakeAsClient(
     );
     await writeAll(framed.conn, concatBytes(preamble, encodeFrame(hello)));
 
-    const serverPreamble = await readPreamble(framed.reader, "Server");
+    const serverPreamble = await readServerPreamble(framed.reader, options);
+    state.replied = true;
     const serverHello = await readHandshakeFrame(
       framed.reader,
       HandshakeKind.serverHello,
@@ -246,6 +252,31 @@ function keyShareSecret(
   }
 }
 
+/**
+ * The server's preamble; anything else, even a short reply cut off, means
+ * this is not a doorman port (whatever bytes came, the same answer).
+ */
+async function readServerPreamble(
+  reader: FrameReader,
+  options: HandshakeOptions,
+): Promise<Uint8Array> {
+  try {
+    return await readPreamble(reader, "Server");
+  } catch (error) {
+    if (error instanceof UnsupportedVersionError) throw error;
+    if (error instanceof ClosedError && reader.buffered === 0) throw error;
+    throw noDoormanReply(options);
+  }
+}
+
+// No cause: whatever came back (or the deadline) would only confuse.
+function noDoormanReply(options: HandshakeOptions) {
+  return new ProtocolError(
+    `No doorman reply from ${options.server ?? "the server"}; ` +
+      "is this a doorman port?",
+  );
+}
+
 async function readPreamble(
   reader: FrameReader,
   peer: string,
@@ -306,7 +337,7 @@ async function readHandshakeFrame(
 async function guard(
   framed: FramedConn,
   signal: AbortSignal | undefined,
-  state: { preambleSent: boolean },
+  state: { preambleSent: boolean; replied?: boolean; server?: string },
   steps: () => Promise<SessionKeys>,
 ): Promise<SessionKeys> {
   try {
@@ -315,7 +346,11 @@ async function guard(
       signal,
       "Cannot finish handshake: deadline passed",
     );
-  } catch (error) {
+  } catch (caught) {
+    // Client: silence until the deadline is no doorman reply either.
+    const error = state.replied === false && caught instanceof TimeoutError
+      ? noDoormanReply({ server: state.server })
+      : caught;
     const failure = encodeFrame(Uint8Array.of(HandshakeKind.failure));
     const bytes = state.preambleSent
       ? failure
