@@ -94,7 +94,8 @@ function describeParseError(error: unknown, names: string[]): string {
 
 /**
  * The candidate closest to `typed` by edit distance, if close enough to be
- * a likely typo (at most 2 edits, and fewer than half the letters).
+ * a likely typo (1 edit, or 2 in words of 6 letters or more; swapping two
+ * neighbours is one edit), or a word it starts with.
  *
  * @param typed What the user typed, e.g. `usr`.
  * @param candidates The known names, e.g. `["user", "host"]`.
@@ -104,6 +105,8 @@ export function nearest(
   typed: string,
   candidates: readonly string[],
 ): string | null {
+  const extended = candidates.filter((name) => name.startsWith(typed));
+  if (typed.length > 1 && extended.length === 1) return extended[0];
   let best: string | null = null;
   let bestDistance = Infinity;
   for (const candidate of candidates) {
@@ -113,10 +116,8 @@ export function nearest(
       bestDistance = distance;
     }
   }
-  const limit = Math.min(2, Math.floor((typed.length - 1) / 2));
-  return bestDistance <= limit || (best?.startsWith(typed) && typed.length > 1)
-    ? best
-    : null;
+  const limit = Math.min(2, Math.max(1, Math.floor(typed.length / 3)));
+  return bestDistance <= limit ? best : null;
 }
 
 /**
@@ -140,19 +141,28 @@ export function unknownCommand(
   );
 }
 
-/** Levenshtein distance between two short strings. */
+/** Edit distance (optimal string alignment) between two short strings. */
 function editDistance(left: string, right: string): number {
-  let previous = Array.from({ length: right.length + 1 }, (_, i) => i);
+  const rows = [Array.from({ length: right.length + 1 }, (_, j) => j)];
   for (let i = 1; i <= left.length; i++) {
-    const current = [i];
+    const row = [i];
     for (let j = 1; j <= right.length; j++) {
-      const substitution = previous[j - 1] +
-        (left[i - 1] === right[j - 1] ? 0 : 1);
-      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, substitution);
+      const cost = left[i - 1] === right[j - 1] ? 0 : 1;
+      row[j] = Math.min(
+        rows[i - 1][j] + 1,
+        row[j - 1] + 1,
+        rows[i - 1][j - 1] + cost,
+      );
+      if (
+        i > 1 && j > 1 && left[i - 1] === right[j - 2] &&
+        left[i - 2] === right[j - 1]
+      ) {
+        row[j] = Math.min(row[j], rows[i - 2][j - 2] + 1);
+      }
     }
-    previous = current;
+    rows.push(row);
   }
-  return previous[right.length];
+  return rows[left.length][right.length];
 }
 
 /**
