@@ -123,7 +123,9 @@ Deno.test("the serve and client tasks grant no run, ffi, sys or all", () => {
       assert.doesNotMatch(flag, /^(-A|--allow-(all|run|ffi|sys))(=|$)/);
     }
     assert.ok(
-      taskFlags(task).includes("--allow-env=DOORMAN_KEY,DOORMAN_PASSWORD"),
+      taskFlags(task).includes(
+        "--allow-env=DOORMAN_KEY,DOORMAN_PASSWORD,INIT_CWD",
+      ),
     );
   }
 });
