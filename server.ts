@@ -32,7 +32,7 @@ export async function main(args: string[]): Promise<number> {
 
 if (import.meta.main) {
   // Under `deno task`, relative paths are the caller's, not deno.json's.
-  const caller = callerDirectory();
+  const caller = callerDirectory(new URL(".", import.meta.url));
   if (caller !== undefined) Deno.chdir(caller);
   Deno.exit(await main(Deno.args));
 }

@@ -81,12 +81,26 @@ export function programName(program: Program): string {
 
 /**
  * The directory the user ran `deno task` from (`INIT_CWD`), so relative
- * paths can be resolved against it rather than against deno.json's.
+ * paths can be resolved against it rather than against deno.json's. Only
+ * when the working directory is the program's own (where `deno task` runs
+ * it), so a process started elsewhere that merely inherited `INIT_CWD`
+ * stays where it was started.
  *
- * @returns The directory, or `undefined` when not run by a task.
+ * @param programDirectory The directory of `server.ts` / `client.ts`.
+ * @returns The caller's directory, or `undefined`.
  */
-export function callerDirectory(): string | undefined {
-  return readEnv("INIT_CWD");
+export function callerDirectory(programDirectory: URL): string | undefined {
+  const caller = readEnv("INIT_CWD");
+  if (caller === undefined || programDirectory.protocol !== "file:") {
+    return undefined;
+  }
+  try {
+    const here = Deno.realPathSync(Deno.cwd());
+    const program = Deno.realPathSync(programDirectory);
+    return here === program ? caller : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function readEnv(name: string): string | undefined {

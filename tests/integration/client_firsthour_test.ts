@@ -220,3 +220,44 @@ Deno.test("a mistyped flag or command gets a suggestion and the help command as 
       'see "deno task client --help"\n',
   );
 });
+
+Deno.test("deno task from another directory and deno task install resolve paths against the caller's directory", async () => {
+  await using elsewhere = await tempDir();
+  await using peer = fakePeer(async (conn) => {
+    await readSome(conn);
+    await conn.write(
+      new TextEncoder().encode("HTTP/1.0 400 Bad Request\r\n\r\n"),
+    );
+  });
+  await Deno.writeTextFile(elsewhere.join("my.key"), `${KEY}\n`);
+  const args = [
+    "send",
+    "--key-file",
+    "./my.key",
+    "--port",
+    String(peer.port),
+    "x",
+  ];
+  // The key is found in the caller's directory: the handshake is reached.
+  const expected = `client: No doorman reply from 127.0.0.1:${peer.port}; ` +
+    "is this a doorman port?\n";
+  const task = await runProgram(
+    [Deno.execPath(), "task", "-q", "--config", `${REPO}deno.json`, "client"],
+    args,
+    { cwd: elsewhere.path, stdin: "" },
+  );
+  assert.equal(task.stderr, expected);
+  const root = elsewhere.join("root");
+  const install = await runProgram(
+    [Deno.execPath(), "task", "-q", "install"],
+    ["--root", root],
+    { cwd: REPO },
+  );
+  assert.equal(install.code, 0, install.stderr);
+  const installed = await runProgram([`${root}/bin/doorman-client`], args, {
+    cwd: elsewhere.path,
+    stdin: "",
+  });
+  assert.equal(installed.stderr, expected);
+  assert.equal(installed.code, 1);
+});
