@@ -461,7 +461,7 @@ Deno.test("handshakeAsServer() fails with TimeoutError on a silent client and st
   );
 });
 
-Deno.test("handshakeAsClient() fails with ProtocolError \"no doorman reply\" on a silent server", async () => {
+Deno.test('handshakeAsClient() fails with ProtocolError "no doorman reply" on a silent server', async () => {
   await using pair = await tcpPair();
   await assert.rejects(
     handshakeAsClient(framed(pair.client), PSK, {
