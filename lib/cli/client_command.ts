@@ -3,8 +3,7 @@
  * the key (`--key-file`, `DOORMAN_KEY`, `doorman.key`) and the password
  * (`--password-file`, `DOORMAN_PASSWORD`, a hidden prompt), connects, and
  * hands the connection to a mode: interactive (`client_interactive.ts`),
- * pipe or `send` (`client_pipe.ts`). A password typed at the prompt gets
- * three attempts, as with ssh.
+ * pipe or `send` (`client_pipe.ts`). The login is `client_login.ts`.
  *
  * It does not print errors or choose exit codes for them: it throws, and
  * `client.ts` prints `client: <message>` and maps `exitCodeFor`. It never
@@ -13,11 +12,11 @@
  * @module
  */
 
-import { connect } from "../client/connect.ts";
 import type { Connection } from "../client/connection.ts";
-import { ClosedError, LoginRejectedError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { MAX_MESSAGE_BYTES_LIMIT } from "../wire/protocol.ts";
-import { type ClientIo, type CommandIo, readFirstLine } from "./command_io.ts";
+import type { ClientIo } from "./command_io.ts";
+import { checkPasswordSource, connectAndLogIn } from "./client_login.ts";
 import { runInteractive } from "./client_interactive.ts";
 import {
   DEFAULT_REPLY_TIMEOUT_SECONDS,
@@ -33,11 +32,7 @@ import {
   unknownCommand,
 } from "./flags.ts";
 import { findKey } from "./key_source.ts";
-import {
-  MAX_PASSWORD_BYTES,
-  PASSWORD_ENV,
-  readPassword,
-} from "./password_prompt.ts";
+import { PASSWORD_ENV } from "./password_prompt.ts";
 import { VERSION } from "./version.ts";
 
 const DEFAULT_HOST = "127.0.0.1";
@@ -45,8 +40,6 @@ const DEFAULT_PORT = "9000";
 const DEFAULT_TIMEOUT_SECONDS = "10";
 const DEFAULT_MAX_MESSAGE_BYTES = "1048576";
 const MAX_TIMEOUT_SECONDS = 86_400;
-/** Password attempts at an interactive prompt, as ssh allows. */
-export const MAX_PASSWORD_ATTEMPTS = 3;
 
 function synopsis(program: string): string {
   const pad = " ".repeat(program.length);
@@ -300,60 +293,6 @@ export async function runClientCommand(
   return 0;
 }
 
-/**
- * Connects and logs in; a password typed at the prompt may be retried
- * (up to {@link MAX_PASSWORD_ATTEMPTS} in all) when the login is rejected.
- */
-async function connectAndLogIn(
-  command: ClientCommand,
-  io: ClientIo,
-  psk: Uint8Array,
-): Promise<Connection> {
-  const prompting = command.user !== undefined &&
-    command.passwordFile === undefined && io.env(PASSWORD_ENV) === undefined;
-  for (let attempt = 1;; attempt++) {
-    const password = await findPassword(command, io);
-    try {
-      return await connect({
-        host: command.host,
-        port: command.port,
-        psk,
-        user: command.user,
-        password,
-        timeoutMs: command.timeoutMs,
-        maxMessageBytes: command.maxMessageBytes,
-      });
-    } catch (error) {
-      if (
-        prompting && attempt < MAX_PASSWORD_ATTEMPTS &&
-        error instanceof LoginRejectedError &&
-        /wrong password/.test(error.message)
-      ) {
-        io.stderr("Login rejected: unknown user or wrong password; try again");
-        continue;
-      }
-      throw explainLoginError(command, error);
-    }
-  }
-}
-
-/**
- * `--user` against a server that takes no login: the server closes with a
- * protocol error at the first login record.
- */
-function explainLoginError(command: ClientCommand, error: unknown): unknown {
-  if (
-    command.user !== undefined && error instanceof ClosedError &&
-    /during login: protocol error$/.test(error.message)
-  ) {
-    // No cause: its "protocol error" would only confuse.
-    return new UsageError(
-      "Cannot log in: this server takes no login; drop --user",
-    );
-  }
-  return error;
-}
-
 function runMode(
   command: ClientCommand,
   connection: Connection,
@@ -374,67 +313,5 @@ function runMode(
       });
     default:
       return runPipe(connection, io, options);
-  }
-}
-
-/** Fails early when `--user` has no password source and no terminal. */
-function checkPasswordSource(command: ClientCommand, io: CommandIo): void {
-  if (
-    command.user !== undefined && command.passwordFile === undefined &&
-    io.env(PASSWORD_ENV) === undefined && !io.stdinIsTerminal
-  ) {
-    throw new UsageError(
-      "Cannot read password: stdin is not a terminal; " +
-        `use --password-file or ${PASSWORD_ENV}`,
-    );
-  }
-}
-
-/** The password for `--user`: a file, the environment, or a prompt. */
-async function findPassword(
-  command: ClientCommand,
-  io: CommandIo,
-): Promise<string | undefined> {
-  if (command.user === undefined) return undefined;
-  if (command.passwordFile !== undefined) {
-    return await readPasswordFile(command.passwordFile);
-  }
-  return await readPassword(io, {
-    fromStdin: false,
-    confirm: false,
-    prompt: `Password for ${JSON.stringify(command.user)}: `,
-  });
-}
-
-/**
- * The first line of `path` (a final CR stripped).
- *
- * @param path The password file.
- * @returns The password.
- * @throws {UsageError} If that line is empty, too long or not UTF-8.
- * @throws {Error} If the file is missing or cannot be read.
- */
-export async function readPasswordFile(path: string): Promise<string> {
-  const where = `Cannot read password file ${JSON.stringify(path)}`;
-  let bytes: Uint8Array;
-  try {
-    using file = await Deno.open(path, { read: true });
-    bytes = await readFirstLine(file, MAX_PASSWORD_BYTES);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new Error(`${where}: not found`);
-    }
-    throw new Error(where, { cause: error });
-  }
-  if (bytes.length === 0) throw new UsageError(`${where}: first line empty`);
-  if (bytes.length > MAX_PASSWORD_BYTES) {
-    throw new UsageError(
-      `${where}: longer than ${MAX_PASSWORD_BYTES} bytes`,
-    );
-  }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new UsageError(`${where}: not UTF-8`);
   }
 }

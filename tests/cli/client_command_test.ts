@@ -11,12 +11,12 @@ import assert from "node:assert/strict";
 import {
   CLIENT_USAGE,
   parseClientArgs,
-  readPasswordFile,
   runClientCommand,
   SEND_USAGE,
 } from "../../lib/cli/client_command.ts";
 import { LineEditor, PROMPT } from "../../lib/cli/client_interactive.ts";
 import { MAX_OUTSTANDING } from "../../lib/cli/client_pipe.ts";
+import { readPasswordFile } from "../../lib/cli/client_login.ts";
 import { fakeIo, KEY } from "./fake_io.ts";
 import { sanitizeForTerminal } from "../../lib/cli/terminal_text.ts";
 import { VERSION } from "../../lib/cli/version.ts";
