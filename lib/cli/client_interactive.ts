@@ -22,7 +22,7 @@
 import type { Connection } from "../client/connection.ts";
 import type { ClientIo } from "./command_io.ts";
 import { endError, watchEnd } from "./client_end.ts";
-import { sanitizeForTerminal } from "./terminal_text.ts";
+import { displayWidth, sanitizeForTerminal } from "./terminal_text.ts";
 
 /** The prompt shown before the line being typed. */
 export const PROMPT = ">>> ";
@@ -207,7 +207,7 @@ export async function runInteractive(
   let shownWidth = 0; // characters of the input line on screen
   const clear = () => clearInput(shownWidth, io.columns?.() ?? Infinity);
   const input = () => {
-    shownWidth = PROMPT.length + Array.from(editor.text).length;
+    shownWidth = PROMPT.length + displayWidth(editor.text);
     return `${PROMPT}${editor.text}`;
   };
   const show = (text: string) => {

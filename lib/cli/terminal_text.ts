@@ -61,3 +61,25 @@ export function sanitizeLine(text: string): string {
     "\uFFFD",
   );
 }
+
+/** Characters a terminal draws two columns wide (CJK, Hangul, emoji). */
+const WIDE_REGEXP =
+  /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{1f300}-\u{1f64f}\u{1f900}-\u{1f9ff}\u{20000}-\u{3fffd}]/u;
+/** Characters drawn over the previous one (combining marks). */
+const ZERO_WIDTH_REGEXP = /[\p{Mn}\p{Me}\u200b-\u200d]/u;
+
+/**
+ * The columns `text` takes on a terminal: wide characters count two,
+ * combining marks none (an approximation of wcwidth).
+ *
+ * @param text Text without control characters.
+ * @returns The width in columns.
+ */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const character of text) {
+    if (ZERO_WIDTH_REGEXP.test(character)) continue;
+    width += WIDE_REGEXP.test(character) ? 2 : 1;
+  }
+  return width;
+}

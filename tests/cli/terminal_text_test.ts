@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import {
   CONTINUATION_PREFIX,
+  displayWidth,
   neutralizeControls,
   sanitizeForTerminal,
   sanitizeLine,
@@ -38,4 +39,11 @@ Deno.test("sanitizeForTerminal() prefixes continuation lines so none passes for 
 
 Deno.test("sanitizeLine() makes one line of a close reason", () => {
   assert.equal(sanitizeLine("bye\n\x1b[2Jnow\u202E"), `bye${R}${R}[2Jnow${R}`);
+});
+
+Deno.test("displayWidth() counts wide characters twice and combining marks not at all", () => {
+  assert.equal(displayWidth("abc"), 3);
+  assert.equal(displayWidth("日本"), 4);
+  assert.equal(displayWidth("\u{1F600}!"), 3);
+  assert.equal(displayWidth("e\u0301"), 1);
 });
