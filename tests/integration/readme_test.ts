@@ -184,5 +184,6 @@ Deno.test({
     // What the README's comments promise.
     assert.match(stdout, /^HELLO\nWORLD$/m);
     assert.match(stdout, /^guest said hi!$/m);
+    assert.match(stdout, /^bob scram-sha-256$/m);
   },
 });
