@@ -6,7 +6,8 @@
  * logins; `DOORMAN_KEY` holding a path; a client without the key file;
  * `--help` of the default command; a port in use; flags out of range;
  * nearest-match suggestions, with the help hint naming `deno task client`
- * when run by the task.
+ * when run by the task; `deno task` from elsewhere and `deno task install`;
+ * a hostile close reason shown safely.
  *
  * @module
  */
@@ -19,6 +20,7 @@ import {
   runServerTs,
   startServer,
 } from "./server_process.ts";
+import { serve } from "../../lib/server/serve.ts";
 import { tempDir } from "../helpers.ts";
 
 const KEY = "0123456789abcdef".repeat(4);
@@ -260,4 +262,31 @@ Deno.test("deno task from another directory and deno task install resolve paths 
   });
   assert.equal(installed.stderr, expected);
   assert.equal(installed.code, 1);
+});
+
+Deno.test("client.ts prints a hostile close reason with its control characters replaced", async () => {
+  await using dir = await tempDir();
+  const keyFile = dir.join("doorman.key");
+  await Deno.writeTextFile(keyFile, `${KEY}\n`);
+  const server = serve(
+    { port: 0, psk: new TextEncoder().encode(KEY) },
+    async (session) => {
+      await session.close("bye\x1b]0;owned\x07\x1b[2J\u202Egnp.exe");
+    },
+  );
+  try {
+    const result = await runClient([
+      "send",
+      ...["--port", String(server.addr.port), "--key-file", keyFile],
+      "hi",
+    ]);
+    assert.equal(result.code, 5, result.stderr);
+    assert.equal(
+      result.stderr,
+      "client: Server closed the connection: " +
+        "bye\uFFFD]0;owned\uFFFD\uFFFD[2J\uFFFDgnp.exe\n",
+    );
+  } finally {
+    await server.shutdown();
+  }
 });
