@@ -7,7 +7,12 @@
  */
 
 import { runClientCommand } from "./lib/cli/client_command.ts";
-import { denoClientIo } from "./lib/cli/client_pipe.ts";
+import { callerDirectory, denoClientIo } from "./lib/cli/command_io.ts";
+import {
+  INTERRUPTED_EXIT_CODE,
+  PromptInterruptedError,
+} from "./lib/cli/password_prompt.ts";
+import { sanitizeLine } from "./lib/cli/terminal_text.ts";
 import { describeError, exitCodeFor } from "./lib/errors.ts";
 
 /**
@@ -20,9 +25,16 @@ export async function main(args: string[]): Promise<number> {
   try {
     return await runClientCommand(args, denoClientIo());
   } catch (error) {
-    console.error(`client: ${describeError(error)}`);
+    if (error instanceof PromptInterruptedError) return INTERRUPTED_EXIT_CODE;
+    // Close reasons come from the server: no control characters.
+    console.error(`client: ${sanitizeLine(describeError(error))}`);
     return exitCodeFor(error);
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  // Under `deno task`, relative paths are the caller's, not deno.json's.
+  const caller = callerDirectory(new URL(".", import.meta.url));
+  if (caller !== undefined) Deno.chdir(caller);
+  Deno.exit(await main(Deno.args));
+}

@@ -6,7 +6,11 @@
  * @module
  */
 
-import { denoCommandIo } from "./lib/cli/command_io.ts";
+import { callerDirectory, denoCommandIo } from "./lib/cli/command_io.ts";
+import {
+  INTERRUPTED_EXIT_CODE,
+  PromptInterruptedError,
+} from "./lib/cli/password_prompt.ts";
 import { runServerCommand } from "./lib/cli/server_command.ts";
 import { describeError, exitCodeFor } from "./lib/errors.ts";
 
@@ -18,11 +22,17 @@ import { describeError, exitCodeFor } from "./lib/errors.ts";
  */
 export async function main(args: string[]): Promise<number> {
   try {
-    return await runServerCommand(args, denoCommandIo());
+    return await runServerCommand(args, denoCommandIo("server"));
   } catch (error) {
+    if (error instanceof PromptInterruptedError) return INTERRUPTED_EXIT_CODE;
     console.error(`server: ${describeError(error)}`);
     return exitCodeFor(error);
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  // Under `deno task`, relative paths are the caller's, not deno.json's.
+  const caller = callerDirectory(new URL(".", import.meta.url));
+  if (caller !== undefined) Deno.chdir(caller);
+  Deno.exit(await main(Deno.args));
+}

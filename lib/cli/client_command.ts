@@ -3,7 +3,7 @@
  * the key (`--key-file`, `DOORMAN_KEY`, `doorman.key`) and the password
  * (`--password-file`, `DOORMAN_PASSWORD`, a hidden prompt), connects, and
  * hands the connection to a mode: interactive (`client_interactive.ts`),
- * pipe or `send` (`client_pipe.ts`, which also holds `ClientIo`).
+ * pipe or `send` (`client_pipe.ts`). The login is `client_login.ts`.
  *
  * It does not print errors or choose exit codes for them: it throws, and
  * `client.ts` prints `client: <message>` and maps `exitCodeFor`. It never
@@ -12,41 +12,57 @@
  * @module
  */
 
-import { connect } from "../client/connect.ts";
 import type { Connection } from "../client/connection.ts";
 import { UsageError } from "../errors.ts";
-import { resolveClientKey } from "../key_file.ts";
-import type { CommandIo } from "./command_io.ts";
+import { MAX_MESSAGE_BYTES_LIMIT } from "../wire/protocol.ts";
+import type { ClientIo } from "./command_io.ts";
+import { checkPasswordSource, connectAndLogIn } from "./client_login.ts";
 import { runInteractive } from "./client_interactive.ts";
-import { type ClientIo, runPipe, runSend } from "./client_pipe.ts";
-import { parseFlags } from "./flags.ts";
 import {
-  MAX_PASSWORD_BYTES,
-  PASSWORD_ENV,
-  readPassword,
-} from "./password_prompt.ts";
+  DEFAULT_REPLY_TIMEOUT_SECONDS,
+  runPipe,
+  runSend,
+} from "./client_pipe.ts";
+import { EXIT_CODES_TEXT } from "./exit_codes.ts";
+import {
+  parseFlags,
+  parsePort,
+  parseSeconds,
+  positiveInteger,
+  unknownCommand,
+} from "./flags.ts";
+import { findClientKey } from "./key_source.ts";
+import { PASSWORD_ENV } from "./password_prompt.ts";
 import { VERSION } from "./version.ts";
 
 const DEFAULT_HOST = "127.0.0.1";
 const DEFAULT_PORT = "9000";
 const DEFAULT_TIMEOUT_SECONDS = "10";
+const DEFAULT_MAX_MESSAGE_BYTES = "1048576";
 const MAX_TIMEOUT_SECONDS = 86_400;
-const MAX_PASSWORD_FILE_BYTES = 64 * 1024;
-const SECONDS_REGEXP = /^[0-9]+(\.[0-9]+)?$/;
 
-const SYNOPSIS = `Usage: client.ts [options]
-       client.ts send [options] [--] MESSAGE...`;
+function synopsis(program: string): string {
+  const pad = " ".repeat(program.length);
+  return `Usage: ${program} [options]
+       ${pad} send [options] [--] MESSAGE...`;
+}
 
 const MODES = `Modes:
   (no command)  stdin is a terminal: interactive; each line typed at the
-                ">>> " prompt is sent and its reply printed; /quit, Ctrl-D
-                or Ctrl-C leaves
+                ">>> " prompt is sent and its reply printed; /help lists
+                the commands; /quit, Ctrl-D or Ctrl-C leaves
                 stdin is not a terminal: pipe; each line of stdin (a final
                 CR stripped, empty lines included) is one message; replies
                 and pushed messages are printed as they arrive; exits once
                 stdin ended and every message was confirmed
   send          sends each MESSAGE in order and prints each reply (nothing
-                for a message the server only acknowledges)`;
+                for a message the server only acknowledges) and each
+                pushed message
+
+In pipe and send modes a chat message from you prints nothing (the server
+only acknowledges it); messages from others in the room are printed.
+Output to a terminal has control characters replaced; output to a file or
+pipe is the bytes as received.`;
 
 const OPTIONS_TEXT = `Options:
   --host HOST           server address (default ${DEFAULT_HOST})
@@ -57,26 +73,28 @@ const OPTIONS_TEXT = `Options:
   --user NAME           log in as NAME (default: no login)
   --password-file FILE  read the password from FILE's first line (default:
                         $${PASSWORD_ENV} if set, else a hidden prompt when
-                        stdin is a terminal)
+                        stdin is a terminal; 3 attempts there)
   --timeout SECONDS     deadline for connect, handshake and login
                         (default ${DEFAULT_TIMEOUT_SECONDS})
+  --reply-timeout SECONDS  pipe and send: longest wait for the next
+                        confirmation while messages are unconfirmed
+                        (default ${DEFAULT_REPLY_TIMEOUT_SECONDS})
+  --max-message-bytes N largest message sent or received, up to
+                        ${MAX_MESSAGE_BYTES_LIMIT} (default ${DEFAULT_MAX_MESSAGE_BYTES})
   --json                pipe and send: one JSON object per line,
                         {"message","reply"} or {"message","confirmed":true},
-                        and {"push"} for pushed messages (pipe mode)
+                        and {"push"} for pushed messages
   -h, --help            show this help
   -V, --version         show the version`;
 
-/** The exit-code table, as `--help` and the README show it. */
-export const CLIENT_EXIT_CODES = `Exit codes:
-  0  success: every message sent was confirmed
-  1  connection or runtime error (refused, reset, bad key file, ...)
-  2  usage error (unknown flag, missing or bad value)
-  3  key rejected (the pre-shared keys differ)
-  4  login rejected (unknown user, wrong password, or login required)
-  5  the server closed or timed out before confirming`;
-
-/** Usage of `client.ts`. */
-export const CLIENT_USAGE = `${SYNOPSIS}
+/**
+ * Usage of the client program.
+ *
+ * @param program How the user ran it, e.g. `deno task client`.
+ * @returns The `--help` text.
+ */
+export function clientUsage(program = "client.ts"): string {
+  return `${synopsis(program)}
 
 Connects to a doorman server, proves the pre-shared key, logs in with
 --user, then sends messages.
@@ -85,18 +103,34 @@ ${MODES}
 
 ${OPTIONS_TEXT}
 
-${CLIENT_EXIT_CODES}`;
+${EXIT_CODES_TEXT}`;
+}
 
-/** Usage of `client.ts send`. */
-export const SEND_USAGE = `Usage: client.ts send [options] [--] MESSAGE...
+/**
+ * Usage of the client's `send` command.
+ *
+ * @param program How the user ran it, e.g. `deno task client`.
+ * @returns The `send --help` text.
+ */
+export function sendUsage(program = "client.ts"): string {
+  return `Usage: ${program} send [options] [--] MESSAGE...
 
 Sends each MESSAGE in order and prints each reply on its own line (nothing
-for a message the server only acknowledges); exits 0 only once every message
-was confirmed. Put "--" before a message that starts with "-".
+for a message the server only acknowledges, as chat does for your own
+messages) and each message pushed by the server (chat from others); exits 0
+only once every message was confirmed. Put "--" before a message that starts
+with "-".
 
 ${OPTIONS_TEXT}
 
-${CLIENT_EXIT_CODES}`;
+${EXIT_CODES_TEXT}`;
+}
+
+/** Usage of `client.ts`. */
+export const CLIENT_USAGE: string = clientUsage();
+
+/** Usage of `client.ts send`. */
+export const SEND_USAGE: string = sendUsage();
 
 const OPTIONS = {
   host: { type: "string", default: DEFAULT_HOST },
@@ -105,6 +139,11 @@ const OPTIONS = {
   user: { type: "string" },
   "password-file": { type: "string" },
   timeout: { type: "string", default: DEFAULT_TIMEOUT_SECONDS },
+  "reply-timeout": {
+    type: "string",
+    default: String(DEFAULT_REPLY_TIMEOUT_SECONDS),
+  },
+  "max-message-bytes": { type: "string", default: DEFAULT_MAX_MESSAGE_BYTES },
   json: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
   version: { type: "boolean", short: "V", default: false },
@@ -115,6 +154,8 @@ const DEFAULTS = {
   host: DEFAULT_HOST,
   port: Number(DEFAULT_PORT),
   timeoutMs: Number(DEFAULT_TIMEOUT_SECONDS) * 1000,
+  replyTimeoutMs: DEFAULT_REPLY_TIMEOUT_SECONDS * 1000,
+  maxMessageBytes: Number(DEFAULT_MAX_MESSAGE_BYTES),
   json: false,
 } as const;
 
@@ -136,6 +177,10 @@ export interface ClientCommand {
   readonly user?: string;
   readonly passwordFile?: string;
   readonly timeoutMs: number;
+  /** Longest wait for the next confirmation (pipe and send). */
+  readonly replyTimeoutMs: number;
+  /** Largest message sent or received. */
+  readonly maxMessageBytes: number;
   readonly json: boolean;
 }
 
@@ -150,11 +195,12 @@ export interface ClientCommand {
  */
 export function parseClientArgs(
   args: string[],
-  options: { stdinIsTerminal: boolean },
+  options: { stdinIsTerminal: boolean; program?: string },
 ): ClientCommand {
+  const program = options.program ?? "client.ts";
   const { values, positionals } = parseFlags(args, OPTIONS, {
     command: "client",
-    help: "client.ts --help",
+    help: `${program} --help`,
     allowPositionals: true,
   });
   const [command, ...messages] = positionals;
@@ -168,17 +214,27 @@ export function parseClientArgs(
     keyFile: values["key-file"],
     user: values.user,
     passwordFile: values["password-file"],
-    timeoutMs: parseTimeout(values.timeout),
+    timeoutMs: parseSeconds(values.timeout, "--timeout", {
+      min: 0.001,
+      max: MAX_TIMEOUT_SECONDS,
+    }),
+    replyTimeoutMs: parseSeconds(values["reply-timeout"], "--reply-timeout", {
+      min: 0.001,
+    }),
+    maxMessageBytes: positiveInteger(
+      values["max-message-bytes"],
+      "--max-message-bytes",
+      { min: 1, max: MAX_MESSAGE_BYTES_LIMIT },
+    ),
     json: values.json,
   };
   if (command !== undefined && !send) {
-    throw new UsageError(
-      `Cannot run ${JSON.stringify(command)}: unknown command; ` +
-        `see "client.ts --help"`,
-    );
+    throw unknownCommand(command, ["send"], `${program} --help`);
   }
   if (send && messages.length === 0) {
-    throw new UsageError('Cannot run "send": missing MESSAGE');
+    throw new UsageError(
+      `Cannot run "send": missing MESSAGE; see "${program} send --help"`,
+    );
   }
   if (base.passwordFile !== undefined && base.user === undefined) {
     throw new UsageError("Cannot use --password-file without --user");
@@ -209,11 +265,15 @@ export async function runClientCommand(
   args: string[],
   io: ClientIo,
 ): Promise<number> {
+  const program = io.program ?? "client.ts";
   const command = parseClientArgs(args, {
     stdinIsTerminal: io.stdinIsTerminal,
+    program,
   });
   if (command.mode === "help" || command.mode === "send-help") {
-    io.stdout(command.mode === "help" ? CLIENT_USAGE : SEND_USAGE);
+    io.stdout(
+      command.mode === "help" ? clientUsage(program) : sendUsage(program),
+    );
     return 0;
   }
   if (command.mode === "version") {
@@ -221,17 +281,8 @@ export async function runClientCommand(
     return 0;
   }
   checkPasswordSource(command, io);
-  const key = await resolveClientKey({ keyFile: command.keyFile, env: io.env });
-  const password = await findPassword(command, io);
-  const connection = await connect({
-    host: command.host,
-    port: command.port,
-    psk: key.psk,
-    keyId: key.id,
-    user: command.user,
-    password,
-    timeoutMs: command.timeoutMs,
-  });
+  const key = await findClientKey(io, command.keyFile);
+  const connection = await connectAndLogIn(command, io, key);
   try {
     await runMode(command, connection, io);
   } finally {
@@ -245,108 +296,20 @@ function runMode(
   connection: Connection,
   io: ClientIo,
 ): Promise<void> {
+  const options = {
+    json: command.json,
+    replyTimeoutMs: command.replyTimeoutMs,
+    maxLineBytes: command.maxMessageBytes,
+  };
   switch (command.mode) {
     case "interactive":
       return runInteractive(connection, io);
     case "send":
       return runSend(connection, io, {
+        ...options,
         messages: command.messages,
-        json: command.json,
       });
     default:
-      return runPipe(connection, io, { json: command.json });
+      return runPipe(connection, io, options);
   }
-}
-
-/** Fails early when `--user` has no password source and no terminal. */
-function checkPasswordSource(command: ClientCommand, io: CommandIo): void {
-  if (
-    command.user !== undefined && command.passwordFile === undefined &&
-    io.env(PASSWORD_ENV) === undefined && !io.stdinIsTerminal
-  ) {
-    throw new UsageError(
-      "Cannot read password: stdin is not a terminal; " +
-        `use --password-file or ${PASSWORD_ENV}`,
-    );
-  }
-}
-
-/** The password for `--user`: a file, the environment, or a prompt. */
-async function findPassword(
-  command: ClientCommand,
-  io: CommandIo,
-): Promise<string | undefined> {
-  if (command.user === undefined) return undefined;
-  if (command.passwordFile !== undefined) {
-    return await readPasswordFile(command.passwordFile);
-  }
-  return await readPassword(io, {
-    fromStdin: false,
-    confirm: false,
-    prompt: `Password for ${JSON.stringify(command.user)}: `,
-  });
-}
-
-/**
- * The first line of `path` (a final CR stripped).
- *
- * @throws {UsageError} If that line is empty, too long or not UTF-8.
- * @throws {Error} If the file cannot be read.
- */
-export async function readPasswordFile(path: string): Promise<string> {
-  const where = `Cannot read password file ${JSON.stringify(path)}`;
-  let bytes: Uint8Array;
-  try {
-    using file = await Deno.open(path, { read: true });
-    bytes = await readFirstLine(file);
-  } catch (error) {
-    throw new Error(where, { cause: error });
-  }
-  if (bytes.at(-1) === 0x0d) bytes = bytes.subarray(0, -1);
-  if (bytes.length === 0) throw new UsageError(`${where}: first line empty`);
-  if (bytes.length > MAX_PASSWORD_BYTES) {
-    throw new UsageError(
-      `${where}: longer than ${MAX_PASSWORD_BYTES} bytes`,
-    );
-  }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new UsageError(`${where}: not UTF-8`);
-  }
-}
-
-/** Reads up to the first LF (or a bounded amount); the LF excluded. */
-async function readFirstLine(file: Deno.FsFile): Promise<Uint8Array> {
-  const content = new Uint8Array(MAX_PASSWORD_FILE_BYTES);
-  let length = 0;
-  while (length < content.length) {
-    const count = await file.read(content.subarray(length));
-    if (count === null) break;
-    const newline = content.subarray(length, length + count).indexOf(0x0a);
-    if (newline !== -1) return content.slice(0, length + newline);
-    length += count;
-  }
-  return content.slice(0, length);
-}
-
-function parsePort(text: string): number {
-  const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!(port >= 1 && port <= 65535)) {
-    throw new UsageError(
-      `Cannot use --port ${JSON.stringify(text)}: expected 1 to 65535`,
-    );
-  }
-  return port;
-}
-
-function parseTimeout(text: string): number {
-  const seconds = SECONDS_REGEXP.test(text) ? Number(text) : NaN;
-  if (!(seconds > 0 && seconds <= MAX_TIMEOUT_SECONDS)) {
-    throw new UsageError(
-      `Cannot use --timeout ${JSON.stringify(text)}: expected seconds ` +
-        `above 0, at most ${MAX_TIMEOUT_SECONDS}`,
-    );
-  }
-  return Math.ceil(seconds * 1000);
 }

@@ -9,20 +9,37 @@
  * terminal. The editor handles printable characters (UTF-8), Backspace,
  * Ctrl-U, Enter, Ctrl-C and Ctrl-D on an empty line; it ignores other
  * control keys and escape sequences (arrows). There is no history and no
- * cursor movement, and a line longer than the terminal is redrawn on its
- * last row only.
+ * cursor movement. A line longer than the terminal wraps; every row of it
+ * is cleared and redrawn.
+ *
+ * Lines starting with `/` are commands, run locally: `/help`, `/quit`; any
+ * other `/word` is refused rather than sent (`//text` sends `/text`).
+ * Received messages are shown through `sanitizeForTerminal`.
  *
  * @module
  */
 
 import type { Connection } from "../client/connection.ts";
-import { type ClientIo, endError, watchEnd } from "./client_pipe.ts";
+import type { ClientIo } from "./command_io.ts";
+import { endError, watchEnd } from "./client_end.ts";
+import { displayWidth, sanitizeForTerminal } from "./terminal_text.ts";
 
 /** The prompt shown before the line being typed. */
 export const PROMPT = ">>> ";
 
-/** Clears the terminal line the cursor is on. */
-const CLEAR_LINE = "\r\x1b[K";
+/** Shown once when the session starts. */
+export const START_HINT =
+  "Connected. Type a message and press Enter; /help lists commands; " +
+  "/quit or Ctrl-D leaves.";
+
+/** What `/help` prints. */
+export const COMMANDS_HELP = [
+  "Commands:",
+  "  /help   show this list",
+  "  /quit   leave (also Ctrl-D on an empty line, or Ctrl-C)",
+  "  //text  send a message that starts with /",
+  "Any other line is sent as a message.",
+].join("\r\n");
 const CTRL_C = 0x03;
 const CTRL_D = 0x04;
 const BACKSPACE = 0x08;
@@ -31,8 +48,6 @@ const CR = 0x0d;
 const CTRL_U = 0x15;
 const ESC = 0x1b;
 const DEL = 0x7f;
-// deno-lint-ignore no-control-regex
-const CONTROL_REGEXP = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
 
 /** What a chunk of keystrokes asks for. */
 export type EditorEvent =
@@ -137,10 +152,42 @@ export class LineEditor {
   }
 }
 
-/** A received message made safe to print: no control characters. */
-export function sanitizeForTerminal(text: string): string {
-  return text.split("\n").map((line) => line.replace(CONTROL_REGEXP, "\uFFFD"))
-    .join("\r\n");
+/** What a submitted line asks for: a message, or a local command. */
+export type LineAction =
+  | { readonly kind: "send"; readonly message: string }
+  | { readonly kind: "quit" }
+  | { readonly kind: "help" }
+  | { readonly kind: "unknown"; readonly command: string };
+
+/**
+ * Reads a submitted line: `/quit`, `/help`, another `/word` (refused), or a
+ * message (`//text` sends `/text`).
+ *
+ * @param line The line as typed.
+ * @returns What to do with it.
+ */
+export function lineAction(line: string): LineAction {
+  if (line.startsWith("//")) return { kind: "send", message: line.slice(1) };
+  if (!line.startsWith("/")) return { kind: "send", message: line };
+  const command = line.trim().split(/\s+/)[0];
+  if (command === "/quit") return { kind: "quit" };
+  if (command === "/help") return { kind: "help" };
+  return { kind: "unknown", command };
+}
+
+/**
+ * The escape sequence that clears an input line of `width` characters
+ * drawn from column 0 on a terminal `columns` wide, leaving the cursor at
+ * the start of its first row. Terminals defer the wrap at the last column,
+ * so a full row does not count an extra one.
+ *
+ * @param width The characters shown (prompt included).
+ * @param columns The terminal width.
+ * @returns The sequence.
+ */
+export function clearInput(width: number, columns: number): string {
+  const rows = Math.max(1, Math.ceil(width / Math.max(1, columns)));
+  return rows > 1 ? `\r\x1b[${rows - 1}A\x1b[J` : "\r\x1b[J";
 }
 
 /**
@@ -157,11 +204,18 @@ export async function runInteractive(
   const editor = new LineEditor();
   const decoder = new TextDecoder();
   let active = true;
-  const print = (data: Uint8Array) => {
-    const text = sanitizeForTerminal(decoder.decode(data));
-    if (active) io.write(`${CLEAR_LINE}${text}\r\n${PROMPT}${editor.text}`);
+  let shownWidth = 0; // characters of the input line on screen
+  const clear = () => clearInput(shownWidth, io.columns?.() ?? Infinity);
+  const input = () => {
+    shownWidth = PROMPT.length + displayWidth(editor.text);
+    return `${PROMPT}${editor.text}`;
+  };
+  const show = (text: string) => {
+    if (active) io.write(`${clear()}${text}\r\n${input()}`);
     else io.stdout(text);
   };
+  const print = (data: Uint8Array) =>
+    show(sanitizeForTerminal(decoder.decode(data)));
   let failure: Error | null = null;
   const outstanding = new Set<Promise<void>>();
   const reader = io.stdin.getReader();
@@ -174,28 +228,43 @@ export async function runInteractive(
   io.setRaw?.(true);
   let endedFirst = false;
   try {
-    io.write(PROMPT);
+    io.write(`${START_HINT}\r\n${input()}`);
     let quit = false;
     while (!quit && !connectionEnded) {
       const { done, value } = await reader.read();
       if (done) break;
       for (const event of editor.feed(value)) {
-        if (event.kind === "quit" || event.line === "/quit") {
+        const action: LineAction = event.kind === "quit"
+          ? event
+          : lineAction(event.line);
+        if (action.kind === "quit") {
           quit = true;
           break;
         }
-        io.write(`${CLEAR_LINE}${PROMPT}${event.line}\r\n`);
-        const sending = connection.send(event.line)
-          .then((reply) => {
-            if (reply !== null) print(reply);
-          })
-          .catch((error) => {
-            failure ??= error;
-          });
-        outstanding.add(sending);
-        sending.finally(() => outstanding.delete(sending));
+        if (event.kind === "submit") {
+          io.write(`${clear()}${PROMPT}${event.line}\r\n`);
+          shownWidth = 0;
+        }
+        if (action.kind === "help") {
+          show(COMMANDS_HELP);
+        } else if (action.kind === "unknown") {
+          show(
+            `unknown command ${action.command} (not sent); /help lists ` +
+              "commands, //text sends a line starting with /",
+          );
+        } else if (action.kind === "send") {
+          const sending = connection.send(action.message)
+            .then((reply) => {
+              if (reply !== null) print(reply);
+            })
+            .catch((error) => {
+              failure ??= error;
+            });
+          outstanding.add(sending);
+          sending.finally(() => outstanding.delete(sending));
+        }
       }
-      if (!quit) io.write(`${CLEAR_LINE}${PROMPT}${editor.text}`);
+      if (!quit) io.write(`${clear()}${input()}`);
     }
     endedFirst = connectionEnded;
   } finally {

@@ -3,58 +3,46 @@
  * line of stdin (pipe) or each argument (`send`) is one message; messages
  * are pipelined, at most {@link MAX_OUTSTANDING} unconfirmed at a time, and
  * each reply is printed on its own line in the order sent. Pushed messages
- * are printed as they arrive (pipe mode) or dropped (`send`).
+ * (chat from others) are printed as they arrive, in both modes.
  *
  * Nothing is lost silently: the mode returns only once every message was
- * confirmed; otherwise it throws the first failure, or a `ClosedError` if
- * the server ended the connection while stdin was still open.
- *
- * Also `ClientIo`, the console of every client mode, and the end-of-
- * connection helpers the interactive mode shares.
+ * confirmed; otherwise it throws the first failure, a `TimeoutError` when
+ * the server confirms nothing for `replyTimeoutMs` while messages wait, or
+ * a `ClosedError` if the server ended the connection while stdin was still
+ * open. Output to a terminal is neutralised (`terminal_text.ts`); to a file
+ * or pipe, reply bytes pass through unchanged.
  *
  * @module
  */
 
 import { concatBytes } from "../wire/bytes.ts";
 import type { Connection } from "../client/connection.ts";
-import { errorForClose } from "../wire/messages.ts";
+import { TimeoutError } from "../errors.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../wire/protocol.ts";
-import { type CommandIo, denoCommandIo } from "./command_io.ts";
-
-/** What the client reads from and writes to: `CommandIo` plus raw output. */
-export interface ClientIo extends CommandIo {
-  /** Writes `text` to stdout as is, without a newline (the prompt line). */
-  write(text: string): void;
-}
-
-/**
- * The real `ClientIo`: the console, `Deno.stdin` and `Deno.env`.
- *
- * @returns A `ClientIo` bound to this process.
- */
-export function denoClientIo(): ClientIo {
-  const encoder = new TextEncoder();
-  return Object.assign(denoCommandIo(), {
-    write(text: string) {
-      const bytes = encoder.encode(text);
-      for (let offset = 0; offset < bytes.length;) {
-        offset += Deno.stdout.writeSync(bytes.subarray(offset));
-      }
-    },
-  });
-}
+import type { ClientIo } from "./command_io.ts";
+import { endError, watchEnd } from "./client_end.ts";
+import { neutralizeControls } from "./terminal_text.ts";
 
 /** Most messages sent and not yet confirmed in pipe and `send` modes. */
 export const MAX_OUTSTANDING = 256;
 
-const decoder = new TextDecoder();
+/** The default of `--reply-timeout`, in seconds. */
+export const DEFAULT_REPLY_TIMEOUT_SECONDS = 30;
 
-/** Options of {@link runPipe}. */
+const decoder = new TextDecoder();
+const LF = Uint8Array.of(0x0a);
+
+/** Options of {@link runPipe} and {@link runSend}. */
 export interface PipeOptions {
   /** Print JSON objects instead of plain lines. */
   json: boolean;
   /** Longest line accepted, in bytes. @default {1048576} */
   maxLineBytes?: number;
+  /**
+   * Longest wait for the next confirmation while messages are unconfirmed,
+   * in ms. @default {30000}
+   */
+  replyTimeoutMs?: number;
 }
 
 /**
@@ -62,6 +50,7 @@ export interface PipeOptions {
  *
  * @throws {ClosedError} If the server closes before stdin ended and every
  *   message was confirmed.
+ * @throws {TimeoutError} If no confirmation comes for `replyTimeoutMs`.
  * @throws {Error} If a line is longer than `maxLineBytes`.
  */
 export async function runPipe(
@@ -73,26 +62,23 @@ export async function runPipe(
     io.stdin,
     options.maxLineBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
   );
-  const print = (data: Uint8Array) => {
-    const push = decoder.decode(data);
-    io.stdout(options.json ? JSON.stringify({ push }) : push);
-  };
   try {
-    await sendAll(connection, io, { source: lines, json: options.json, print });
+    await sendAll(connection, io, { ...options, source: lines });
   } finally {
     lines.release();
   }
 }
 
 /**
- * Sends `messages` in order and prints each reply.
+ * Sends `messages` in order and prints each reply and pushed message.
  *
  * @throws {ClosedError} If the server closes before confirming them all.
+ * @throws {TimeoutError} If no confirmation comes for `replyTimeoutMs`.
  */
 export async function runSend(
   connection: Connection,
   io: ClientIo,
-  options: { messages: readonly string[]; json: boolean },
+  options: PipeOptions & { messages: readonly string[] },
 ): Promise<void> {
   const encoder = new TextEncoder();
   let index = 0;
@@ -107,7 +93,7 @@ export async function runSend(
     },
     cancel: () => cancelled = true,
   };
-  await sendAll(connection, io, { source, json: options.json, print: null });
+  await sendAll(connection, io, { ...options, source });
 }
 
 /** Returned by `MessageSource.next()` after `cancel()`. */
@@ -123,11 +109,7 @@ interface MessageSource {
 async function sendAll(
   connection: Connection,
   io: ClientIo,
-  options: {
-    source: MessageSource;
-    json: boolean;
-    print: ((push: Uint8Array) => void) | null;
-  },
+  options: PipeOptions & { source: MessageSource },
 ): Promise<void> {
   const { source, json } = options;
   let failure: Error | null = null;
@@ -135,8 +117,16 @@ async function sendAll(
     failure ??= error instanceof Error ? error : new Error(String(error));
     source.cancel();
   };
+  const output = printer(io, json);
+  const watchdog = replyWatchdog(
+    options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_SECONDS * 1000,
+    (error) => {
+      fail(error);
+      connection.abort(error);
+    },
+  );
   // The connection ending stops the wait for more input.
-  const ended = watchEnd(connection, options.print);
+  const ended = watchEnd(connection, output.push);
   const watching = ended.then(() => source.cancel());
   const outstanding: Promise<void>[] = [];
   let complete = false;
@@ -150,63 +140,82 @@ async function sendAll(
       }
       while (outstanding.length >= MAX_OUTSTANDING) await outstanding.shift();
       const message = json ? decoder.decode(next) : "";
+      watchdog.sent();
       outstanding.push(
         connection.send(next)
-          .then((reply) => printReply(io, { message, reply, json }))
-          .catch(fail),
+          .then((reply) => output.reply(message, reply))
+          .catch(fail)
+          .finally(watchdog.confirmed),
       );
     }
   } catch (error) {
     fail(error);
   }
   await Promise.all(outstanding);
+  watchdog.stop();
   await connection.close();
   await watching;
   if (failure !== null) throw failure;
   if (!complete) throw await endError(connection, ended);
 }
 
-function printReply(
-  io: ClientIo,
-  result: { message: string; reply: Uint8Array | null; json: boolean },
-): void {
-  const { message, reply, json } = result;
-  if (!json) {
-    if (reply !== null) io.stdout(decoder.decode(reply));
-  } else if (reply === null) {
-    io.stdout(JSON.stringify({ message, confirmed: true }));
-  } else {
-    io.stdout(JSON.stringify({ message, reply: decoder.decode(reply) }));
-  }
-}
-
 /**
- * Drains pushed messages (printing them, or dropping them when `print` is
- * `null`, so a chatty room never stalls the confirmations) until the
- * connection ends.
- *
- * @returns The connection's error, or `null` if it ended cleanly.
+ * Fails the wait when `timeoutMs` pass without a confirmation while at
+ * least one message is unconfirmed; each confirmation restarts the clock.
  */
-export async function watchEnd(
-  connection: Connection,
-  print: ((push: Uint8Array) => void) | null,
-): Promise<Error | null> {
-  try {
-    for await (const push of connection) print?.(push);
-    return null;
-  } catch (error) {
-    return error instanceof Error ? error : new Error(String(error));
-  }
+function replyWatchdog(timeoutMs: number, onTimeout: (error: Error) => void) {
+  let waiting = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = waiting > 0
+      ? setTimeout(() => {
+        onTimeout(
+          new TimeoutError(
+            `No confirmation from the server within ${timeoutMs / 1000} s ` +
+              "(--reply-timeout)",
+          ),
+        );
+      }, timeoutMs)
+      : undefined;
+  };
+  return {
+    sent: () => {
+      if (waiting++ === 0) arm();
+    },
+    confirmed: () => {
+      waiting--;
+      arm();
+    },
+    stop: () => clearTimeout(timer),
+  };
 }
 
-/** Why the connection ended while the user still had more to send. */
-export async function endError(
-  connection: Connection,
-  ended: Promise<Error | null>,
-): Promise<Error> {
-  const error = await ended;
-  if (error) return error;
-  return errorForClose(await connection.closed);
+/** How replies and pushes are written: JSON, plain bytes, or neutralised. */
+function printer(io: ClientIo, json: boolean) {
+  const plain = (data: Uint8Array) => {
+    if (io.writeBytes && !io.stdoutIsTerminal) {
+      io.writeBytes(concatBytes(data, LF));
+    } else {
+      const text = decoder.decode(data);
+      io.stdout(io.stdoutIsTerminal ? neutralizeControls(text) : text);
+    }
+  };
+  return {
+    push: (data: Uint8Array) => {
+      if (json) io.stdout(JSON.stringify({ push: decoder.decode(data) }));
+      else plain(data);
+    },
+    reply: (message: string, reply: Uint8Array | null) => {
+      if (!json) {
+        if (reply !== null) plain(reply);
+      } else if (reply === null) {
+        io.stdout(JSON.stringify({ message, confirmed: true }));
+      } else {
+        io.stdout(JSON.stringify({ message, reply: decoder.decode(reply) }));
+      }
+    },
+  };
 }
 
 /** Lines of a byte stream, split on LF with a final CR stripped. */

@@ -16,6 +16,8 @@ import { DEFAULT_KEY_FILE, writeNewKeyFile } from "../key_file.ts";
 export interface KeygenIo {
   /** Writes one line of program output. */
   stdout(line: string): void;
+  /** How the user ran the server, for help hints. @default `server.ts` */
+  readonly program?: string;
 }
 
 /** The `keygen --help` text. */
@@ -51,7 +53,7 @@ export async function runKeygenCommand(
   args: string[],
   io: KeygenIo,
 ): Promise<number> {
-  const flags = parseKeygenArgs(args);
+  const flags = parseKeygenArgs(args, io.program ?? "server.ts");
   if (flags.help) {
     io.stdout(KEYGEN_USAGE);
     return 0;
@@ -67,12 +69,12 @@ interface KeygenFlags {
   help: boolean;
 }
 
-function parseKeygenArgs(args: string[]): KeygenFlags {
+function parseKeygenArgs(args: string[], program: string): KeygenFlags {
   const { values } = parseFlags(args, {
     out: { type: "string", default: DEFAULT_KEY_FILE },
     force: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
-  }, { command: "keygen", help: "server.ts keygen --help" });
+  }, { command: "keygen", help: `${program} keygen --help` });
   if (values.out === "") {
     throw new UsageError("Cannot use --out: the path is empty");
   }

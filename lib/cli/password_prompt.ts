@@ -10,7 +10,7 @@
  */
 
 import { UsageError } from "../errors.ts";
-import type { CommandIo } from "./command_io.ts";
+import { type CommandIo, readFirstLine } from "./command_io.ts";
 
 /** The longest password accepted, in UTF-8 bytes. */
 export const MAX_PASSWORD_BYTES = 1024;
@@ -28,6 +28,24 @@ export interface ReadPasswordOptions {
   prompt?: string;
 }
 
+/** Times the two entries of a new password may differ before giving up. */
+export const MAX_CONFIRM_ATTEMPTS = 3;
+
+/** The exit code after Ctrl-C at a prompt (128 + SIGINT), as shells use. */
+export const INTERRUPTED_EXIT_CODE = 130;
+
+/**
+ * Ctrl-C at a password prompt: the program exits with
+ * {@link INTERRUPTED_EXIT_CODE} and prints nothing more.
+ */
+export class PromptInterruptedError extends Error {
+  /** Creates the error. */
+  constructor() {
+    super("Cannot read password: interrupted");
+    this.name = "PromptInterruptedError";
+  }
+}
+
 const ENTER = new Set([0x0a, 0x0d]);
 const CTRL_C = 0x03;
 const CTRL_D = 0x04;
@@ -41,8 +59,10 @@ const BACKSPACE = new Set([0x08, 0x7f]);
  * @param options Where to read and whether to confirm.
  * @returns The password, never empty.
  * @throws {UsageError} If it is empty, too long, not UTF-8, the two prompt
- *   entries differ, or there is no source (stdin not a terminal).
- * @throws {Error} If the prompt is interrupted (Ctrl-C, or Ctrl-D at start).
+ *   entries differ three times, or there is no source (stdin not a
+ *   terminal).
+ * @throws {PromptInterruptedError} On Ctrl-C at the prompt.
+ * @throws {Error} On Ctrl-D at the start of an entry (cancelled).
  * @example Usage
  * ```ts ignore
  * const password = await readPassword(denoCommandIo(), {
@@ -84,18 +104,13 @@ function tooLong(): UsageError {
 async function readStdinLine(
   stdin: ReadableStream<Uint8Array>,
 ): Promise<string> {
-  const source = new ByteSource(stdin);
+  const reader = stdin.getReader();
   try {
-    const bytes: number[] = [];
-    while (bytes.length <= MAX_PASSWORD_BYTES) {
-      const byte = await source.next();
-      if (byte === null || byte === 0x0a) break;
-      bytes.push(byte);
-    }
-    if (bytes.at(-1) === 0x0d) bytes.pop();
-    return decodePassword(bytes);
+    return decodePassword(
+      Array.from(await readFirstLine(reader, MAX_PASSWORD_BYTES)),
+    );
   } finally {
-    source.release();
+    reader.releaseLock();
   }
 }
 
@@ -106,13 +121,16 @@ async function promptTwice(
   const source = new ByteSource(io.stdin);
   try {
     const text = options.prompt ?? "Password: ";
-    const password = await promptHidden(io, source, text);
-    if (!options.confirm) return password;
-    const again = await promptHidden(io, source, "Repeat password: ");
-    if (again !== password) {
-      throw new UsageError("Cannot read password: the two entries differ");
+    for (let attempt = 1;; attempt++) {
+      const password = await promptHidden(io, source, text);
+      if (!options.confirm) return password;
+      const again = await promptHidden(io, source, "Repeat password: ");
+      if (again === password) return password;
+      if (attempt >= MAX_CONFIRM_ATTEMPTS) {
+        throw new UsageError("Cannot read password: the two entries differ");
+      }
+      io.stderr("The two entries differ; try again");
     }
-    return password;
   } finally {
     source.release();
   }
@@ -129,8 +147,10 @@ async function promptHidden(
     const bytes: number[] = [];
     for (;;) {
       const byte = await source.next();
-      if (byte === null || byte === CTRL_C) throw interrupted();
-      if (byte === CTRL_D && bytes.length === 0) throw interrupted();
+      if (byte === CTRL_C) throw new PromptInterruptedError();
+      if (byte === null || (byte === CTRL_D && bytes.length === 0)) {
+        throw new Error("Cannot read password: cancelled");
+      }
       if (ENTER.has(byte)) break;
       if (BACKSPACE.has(byte)) removeLastCharacter(bytes);
       else if (byte === CTRL_U) bytes.length = 0;
@@ -143,10 +163,6 @@ async function promptHidden(
     io.setRaw?.(false);
     io.stderr("");
   }
-}
-
-function interrupted(): Error {
-  return new Error("Cannot read password: interrupted");
 }
 
 // Drops the last UTF-8 character: its continuation bytes, then its lead.

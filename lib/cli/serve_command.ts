@@ -9,7 +9,6 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { resolveKeys } from "../key_file.ts";
 import { KeyRing, watchKeyRing } from "../server/key_ring.ts";
 import { parseAddressList } from "../server/limits.ts";
 import { createLogger, type LogEvent, type Logger } from "../server/log.ts";
@@ -17,6 +16,7 @@ import type { ReloadEvent } from "../file_reloader.ts";
 import { MAX_MESSAGE_BYTES_LIMIT } from "../wire/protocol.ts";
 import {
   DEFAULT_SCRAM_ITERATIONS,
+  MAX_SCRAM_ITERATIONS,
   MIN_SCRAM_ITERATIONS,
 } from "../login/scram.ts";
 import { verifyPassword } from "../login/verifier.ts";
@@ -30,7 +30,14 @@ import { echoService } from "../services/echo.ts";
 import { upperService } from "../services/upper.ts";
 import { UserStore } from "../users/user_store.ts";
 import type { CommandIo } from "./command_io.ts";
-import { parseFlags, positiveInteger } from "./flags.ts";
+import { EXIT_CODES_TEXT } from "./exit_codes.ts";
+import {
+  MAX_DURATION_SECONDS,
+  parseFlags,
+  parseSeconds,
+  positiveInteger,
+} from "./flags.ts";
+import { findKey } from "./key_source.ts";
 
 /** The services `--service` can name. */
 export const SERVICES: Record<string, () => SessionHandler> = {
@@ -39,13 +46,8 @@ export const SERVICES: Record<string, () => SessionHandler> = {
   upper: () => upperService,
 };
 
-/** Usage of `server.ts serve`. */
-export const SERVE_USAGE = `Usage: server.ts [serve] [options]
-
-Runs a doorman server. Prints "listening on HOST:PORT" on stdout once ready;
-logs go to stderr, one line per event.
-
-Options:
+/** The flags of `serve`, for its `--help` and the program's. */
+export const SERVE_OPTIONS_TEXT = `Options of serve:
   --host HOST              address to listen on (default 127.0.0.1)
   --port PORT              port to listen on; 0 picks a free one (default 9000)
   --key-file FILE          key ring: "ID HEX [users=A,B]" lines, or one bare
@@ -65,13 +67,35 @@ Options:
   --penalty-cap SECONDS    longest penalty after failed logins (default 60)
   --penalty-exempt LIST    addresses or CIDR ranges never penalised, comma-separated,
                            repeatable (default none)
-  --iterations N           PBKDF2 iterations when upgrading md5 lines (default 600000)
+  --iterations N           PBKDF2 iterations when upgrading md5 lines,
+                           ${MIN_SCRAM_ITERATIONS} to ${MAX_SCRAM_ITERATIONS} (default 600000)
   --shutdown-timeout SECONDS  time given to messages in flight on SIGINT/SIGTERM
                            (default 5)
   --log-format FORMAT      text or json (default text)
   -h, --help               show this help
 
+Durations are in seconds, fractions allowed, at most ${MAX_DURATION_SECONDS}.
 Signals: SIGINT/SIGTERM shut down gracefully (exit 0); SIGHUP reloads --users.`;
+
+/**
+ * Usage of `serve`.
+ *
+ * @param program How the user ran the server, e.g. `deno task serve`.
+ * @returns The `serve --help` text.
+ */
+export function serveUsage(program = "server.ts"): string {
+  return `Usage: ${program} [serve] [options]
+
+Runs a doorman server. Prints "listening on HOST:PORT" on stdout once ready;
+logs go to stderr, one line per event.
+
+${SERVE_OPTIONS_TEXT}
+
+${EXIT_CODES_TEXT}`;
+}
+
+/** Usage of `server.ts serve`. */
+export const SERVE_USAGE: string = serveUsage();
 
 const OPTIONS = {
   host: { type: "string", default: "127.0.0.1" },
@@ -106,12 +130,13 @@ export async function runServeCommand(
   args: string[],
   io: CommandIo,
 ): Promise<number> {
+  const program = io.program ?? "server.ts";
   const { values } = parseFlags(args, OPTIONS, {
     command: "serve",
-    help: "server.ts serve --help",
+    help: `${program} --help`,
   });
   if (values.help) {
-    io.stdout(SERVE_USAGE);
+    io.stdout(serveUsage(program));
     return 0;
   }
   const service = SERVICES[values.service];
@@ -126,9 +151,8 @@ export async function runServeCommand(
   }
   const logger = createLogger({ format, write: (line) => io.stderr(line) });
   const options = buildOptions(values, logger);
-  const key = await resolveKeys({
+  const key = await findKey(io, {
     keyFile: values["key-file"],
-    env: io.env,
     createIfMissing: true,
     strictMode: true,
   });
@@ -151,7 +175,10 @@ export async function runServeCommand(
   const signals = listenForSignals(users, ring);
   try {
     users?.watch();
-    const server = serve({ ...options, keys, users }, service());
+    const server = listen(
+      () => serve({ ...options, keys, users }, service()),
+      options,
+    );
     const { hostname, port } = server.addr;
     io.stdout(`listening on ${hostname}:${port}`);
     if (users) await warnAboutDemoUser(users, hostname, logger);
@@ -184,7 +211,8 @@ function buildOptions(
 ): Omit<ServeOptions, "psk"> {
   const number = (name: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
     positiveInteger(String(values[name]), `--${name}`, { min, max });
-  const seconds = (name: string, min = 1) => number(name, min) * 1000;
+  const seconds = (name: string, min = 1) =>
+    parseSeconds(String(values[name]), `--${name}`, { min });
   const exempt = (values["penalty-exempt"] as string[] | undefined ?? [])
     .flatMap((entry) => entry.split(","))
     .map((entry) => entry.trim())
@@ -201,9 +229,28 @@ function buildOptions(
     maxQueueBytes: number("max-queue-bytes", 1),
     penaltyCapMs: seconds("penalty-cap", 0),
     penaltyExempt: validExempt(exempt),
-    iterations: number("iterations", MIN_SCRAM_ITERATIONS),
+    iterations: number(
+      "iterations",
+      MIN_SCRAM_ITERATIONS,
+      MAX_SCRAM_ITERATIONS,
+    ),
     shutdownTimeoutMs: seconds("shutdown-timeout", 0),
   };
+}
+
+/** Runs `start` (which listens), naming the address if it is in use. */
+function listen<T>(start: () => T, address: { host?: string; port?: number }) {
+  try {
+    return start();
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `Cannot listen on ${address.host}:${address.port}: address already ` +
+          "in use (another server running? try --port)",
+      );
+    }
+    throw error;
+  }
 }
 
 function validExempt(entries: string[]): string[] {

@@ -1,24 +1,34 @@
 /**
  * Top layer (CLI): `server.ts` dispatch to its subcommands `serve` (the
- * default), `keygen` and `user`, plus `--help` and `--version`.
+ * default), `keygen`, `key` and `user`, plus `--help` and `--version`.
  *
  * @module
  */
 
-import { UsageError } from "../errors.ts";
 import type { CommandIo } from "./command_io.ts";
+import { EXIT_CODES_TEXT } from "./exit_codes.ts";
+import { unknownCommand } from "./flags.ts";
 import { runKeygenCommand } from "./keygen_command.ts";
 import { runKeyCommand } from "./key_command.ts";
-import { runServeCommand } from "./serve_command.ts";
+import { runServeCommand, SERVE_OPTIONS_TEXT } from "./serve_command.ts";
 import { runUserCommand } from "./user_command.ts";
 import { VERSION } from "./version.ts";
 
-/** Usage of `server.ts`. */
-export const SERVER_USAGE = `Usage: server.ts [COMMAND] [options]
+const COMMANDS = ["serve", "keygen", "key", "user", "help"];
+
+/**
+ * Usage of the server program: its commands, then `serve`'s flags (the
+ * default command), so `--help` lists every flag a new user needs.
+ *
+ * @param program How the user ran it, e.g. `deno task serve`.
+ * @returns The `--help` text.
+ */
+export function serverUsage(program = "server.ts"): string {
+  return `Usage: ${program} [COMMAND] [options]
 
 Commands:
   serve            run the server (the default when no command is given)
-  keygen           write a new random pre-shared key file
+  keygen           write a new random pre-shared key file (keygen --help)
   key              add, list or revoke keys of a key ring (key --help)
   user             add, change, delete or list users (user --help)
 
@@ -26,8 +36,13 @@ Options:
   -h, --help       show this help (each command also has --help)
   -V, --version    show the version
 
-Exit codes: 0 success; 1 runtime error (bad key file, malformed userinfo,
-port in use, ...); 2 usage error.`;
+${SERVE_OPTIONS_TEXT}
+
+${EXIT_CODES_TEXT}`;
+}
+
+/** Usage of `server.ts`. */
+export const SERVER_USAGE: string = serverUsage();
 
 /**
  * Runs `server.ts` with `args`.
@@ -38,12 +53,13 @@ export async function runServerCommand(
   args: string[],
   io: CommandIo,
 ): Promise<number> {
+  const program = io.program ?? "server.ts";
   const [first, ...rest] = args;
   switch (first) {
     case "serve":
       return await runServeCommand(rest, io);
     case "keygen":
-      return await runKeygenCommand(rest, io);
+      return await runKeygenCommand(rest, { ...io, program });
     case "key":
       return await runKeyCommand(rest, io);
     case "user":
@@ -51,7 +67,7 @@ export async function runServerCommand(
     case "-h":
     case "--help":
     case "help":
-      io.stdout(SERVER_USAGE);
+      io.stdout(serverUsage(program));
       return 0;
     case "-V":
     case "--version":
@@ -61,8 +77,6 @@ export async function runServerCommand(
       if (first === undefined || first.startsWith("-")) {
         return await runServeCommand(args, io);
       }
-      throw new UsageError(
-        `Cannot run "${first}": unknown command; see "server.ts --help"`,
-      );
+      throw unknownCommand(first, COMMANDS, `${program} --help`);
   }
 }

@@ -27,7 +27,7 @@ import {
   validateUserName,
 } from "../users/userinfo.ts";
 import type { CommandIo } from "./command_io.ts";
-import { parseFlags } from "./flags.ts";
+import { parseFlags, positiveInteger, unknownCommand } from "./flags.ts";
 import { PASSWORD_ENV, readPassword } from "./password_prompt.ts";
 
 /** The userinfo file used when `--users` is not given. */
@@ -121,8 +121,10 @@ export async function runUserCommand(
         'Cannot run "user": missing command (add, passwd, del or list)',
       );
     default:
-      throw new UsageError(
-        `Cannot run "user": unknown command ${JSON.stringify(command)}`,
+      throw unknownCommand(
+        command,
+        ["add", "passwd", "del", "list"],
+        `${io.program ?? "server.ts"} user --help`,
       );
   }
 }
@@ -137,6 +139,7 @@ async function setPasswordCommand(
     command,
     args,
     PASSWORD_OPTIONS,
+    io,
   );
   if (values.help) {
     io.stdout(commandUsage(
@@ -182,7 +185,12 @@ async function setPasswordCommand(
 }
 
 async function deleteCommand(args: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseUserFlags("del", args, PLAIN_OPTIONS);
+  const { values, positionals } = parseUserFlags(
+    "del",
+    args,
+    PLAIN_OPTIONS,
+    io,
+  );
   if (values.help) {
     io.stdout(commandUsage("del NAME", "Delete a user."));
     return 0;
@@ -201,7 +209,12 @@ async function deleteCommand(args: string[], io: CommandIo): Promise<number> {
 }
 
 async function listCommand(args: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseUserFlags("list", args, PLAIN_OPTIONS);
+  const { values, positionals } = parseUserFlags(
+    "list",
+    args,
+    PLAIN_OPTIONS,
+    io,
+  );
   if (values.help) {
     io.stdout(commandUsage(
       "list",
@@ -237,10 +250,11 @@ function parseUserFlags<T extends Options>(
   command: string,
   args: string[],
   options: T,
+  io: CommandIo,
 ) {
   return parseFlags(args, options, {
     command: `user ${command}`,
-    help: `server.ts user ${command} --help`,
+    help: `${io.program ?? "server.ts"} user ${command} --help`,
     allowPositionals: true,
   });
 }
@@ -271,17 +285,10 @@ function parseName(command: string, positionals: string[]): string {
 }
 
 function parseIterations(text: string): number {
-  const iterations = /^[0-9]+$/.test(text) ? Number(text) : NaN;
-  if (
-    !Number.isSafeInteger(iterations) || iterations < MIN_SCRAM_ITERATIONS ||
-    iterations > MAX_SCRAM_ITERATIONS
-  ) {
-    throw new UsageError(
-      `Cannot use --iterations ${JSON.stringify(text)}: expected an integer ` +
-        `from ${MIN_SCRAM_ITERATIONS} to ${MAX_SCRAM_ITERATIONS}`,
-    );
-  }
-  return iterations;
+  return positiveInteger(text, "--iterations", {
+    min: MIN_SCRAM_ITERATIONS,
+    max: MAX_SCRAM_ITERATIONS,
+  });
 }
 
 async function findInFile(

@@ -138,10 +138,12 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
       });
     });
     conn.setNoDelay(true);
+    conn.setKeepAlive(true); // a vanished server is noticed, eventually
     const framed = { conn, reader: new FrameReader(conn) };
     const key = { id: options.keyId ?? DEFAULT_KEY_ID, psk: options.psk };
     const keys = await handshakeAsClient(framed, key, {
       signal: deadline.signal,
+      server: `${host}:${port}`,
     });
     const channel = openChannel(framed, keys, { role: "client" });
     if (options.user !== undefined) {

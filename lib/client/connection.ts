@@ -212,6 +212,21 @@ export class Connection implements AsyncIterable<Uint8Array> {
     await this.#reading;
   }
 
+  /**
+   * Ends the connection at once, without waiting and without a close
+   * record (the server sees the connection cut): every message not yet
+   * confirmed fails with `error`.
+   *
+   * @param error Why, e.g. a `TimeoutError` when the server went silent.
+   * @example Usage
+   * ```ts ignore
+   * conn.abort(new TimeoutError("No confirmation within 30 s"));
+   * ```
+   */
+  abort(error: Error): void {
+    this.#stop(error, null);
+  }
+
   async #readLoop(): Promise<void> {
     try {
       while (true) {

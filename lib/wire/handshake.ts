@@ -24,6 +24,7 @@ import {
   ClosedError,
   KeyRejectedError,
   ProtocolError,
+  TimeoutError,
   UnsupportedVersionError,
 } from "../errors.ts";
 import { raceSignal } from "./deadline.ts";
@@ -102,6 +103,8 @@ export interface HandshakeOptions {
   signal?: AbortSignal;
   /** Test vectors only: a fixed nonce and X25519 private key. */
   fixedRandom?: { nonce: Uint8Array; privateKey: Uint8Array };
+  /** Client only: the server's `HOST:PORT`, for "no doorman reply" errors. */
+  server?: string;
 }
 
 /**
@@ -119,6 +122,8 @@ export interface HandshakeOptions {
  * @throws {TimeoutError} If `options.signal` aborts first.
  * @throws {ClosedError} If the server closes before answering (it may be
  *   at a connection limit, or refusing this address).
+ * @throws {ProtocolError} "no doorman reply from HOST:PORT" when what came
+ *   back (or nothing, by the deadline) is not a doorman preamble.
  * @throws {RangeError} If the key is shorter than 16 bytes or its id is
  *   malformed, before anything is sent.
  */
@@ -132,7 +137,7 @@ export async function handshakeAsClient(
     : key;
   checkPsk(psk);
   const keyId = encodeKeyId(id);
-  const state = { preambleSent: true };
+  const state = { preambleSent: true, replied: false, server: options.server };
   return await guard(framed, options.signal, state, async () => {
     const { nonce, keyPair } = ephemeral(options);
     const preamble = encodePreamble();
@@ -147,7 +152,8 @@ export async function handshakeAsClient(
     const transcript = new Transcript();
     transcript.append(preamble, hello);
 
-    transcript.append(await readPreamble(framed.reader, "Server"));
+    transcript.append(await readServerPreamble(framed.reader, options));
+    state.replied = true;
     const serverHello = await readHandshakeFrame(
       framed.reader,
       HandshakeKind.serverHello,
@@ -348,6 +354,31 @@ function keyShareSecret(
   }
 }
 
+/**
+ * The server's preamble; anything else, even a short reply cut off, means
+ * this is not a doorman port (whatever bytes came, the same answer).
+ */
+async function readServerPreamble(
+  reader: FrameReader,
+  options: HandshakeOptions,
+): Promise<Uint8Array> {
+  try {
+    return await readPreamble(reader, "Server");
+  } catch (error) {
+    if (error instanceof UnsupportedVersionError) throw error;
+    if (error instanceof ClosedError && reader.buffered === 0) throw error;
+    throw noDoormanReply(options);
+  }
+}
+
+// No cause: whatever came back (or the deadline) would only confuse.
+function noDoormanReply(options: HandshakeOptions) {
+  return new ProtocolError(
+    `No doorman reply from ${options.server ?? "the server"}; ` +
+      "is this a doorman port?",
+  );
+}
+
 async function readPreamble(
   reader: FrameReader,
   peer: string,
@@ -426,7 +457,7 @@ async function readHandshakeFrame(
 async function guard<T>(
   framed: FramedConn,
   signal: AbortSignal | undefined,
-  state: { preambleSent: boolean },
+  state: { preambleSent: boolean; replied?: boolean; server?: string },
   steps: () => Promise<T>,
 ): Promise<T> {
   try {
@@ -435,7 +466,11 @@ async function guard<T>(
       signal,
       "Cannot finish handshake: deadline passed",
     );
-  } catch (error) {
+  } catch (caught) {
+    // Client: silence until the deadline is no doorman reply either.
+    const error = state.replied === false && caught instanceof TimeoutError
+      ? noDoormanReply({ server: state.server })
+      : caught;
     const failure = encodeFrame(Uint8Array.of(HandshakeKind.failure));
     const bytes = state.preambleSent
       ? failure

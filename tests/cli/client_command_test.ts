@@ -11,16 +11,14 @@ import assert from "node:assert/strict";
 import {
   CLIENT_USAGE,
   parseClientArgs,
-  readPasswordFile,
   runClientCommand,
   SEND_USAGE,
 } from "../../lib/cli/client_command.ts";
-import {
-  LineEditor,
-  PROMPT,
-  sanitizeForTerminal,
-} from "../../lib/cli/client_interactive.ts";
-import { type ClientIo, MAX_OUTSTANDING } from "../../lib/cli/client_pipe.ts";
+import { LineEditor, PROMPT } from "../../lib/cli/client_interactive.ts";
+import { MAX_OUTSTANDING } from "../../lib/cli/client_pipe.ts";
+import { readPasswordFile } from "../../lib/cli/client_login.ts";
+import { fakeIo, KEY } from "./fake_io.ts";
+import { sanitizeForTerminal } from "../../lib/cli/terminal_text.ts";
 import { VERSION } from "../../lib/cli/version.ts";
 import { utf8 } from "../../lib/wire/bytes.ts";
 import { ClosedError, exitCodeFor, UsageError } from "../../lib/errors.ts";
@@ -29,63 +27,7 @@ import { createChatService } from "../../lib/services/chat.ts";
 import { echoService } from "../../lib/services/echo.ts";
 import { tempDir } from "../helpers.ts";
 
-const KEY = "0123456789abcdef".repeat(4);
 const encoder = new TextEncoder();
-
-interface FakeIo extends ClientIo {
-  readonly out: string[];
-  readonly err: string[];
-  readonly rawModes: boolean[];
-  /** Everything written with `write` and `stdout`, in order. */
-  screen(): string;
-  /** Resolves once `screen()` satisfies `check`. */
-  until(check: (screen: string) => boolean): Promise<void>;
-}
-
-function fakeIo(options: {
-  stdin?: string | ReadableStream<Uint8Array>;
-  terminal?: boolean;
-  env?: Record<string, string>;
-}): FakeIo {
-  const out: string[] = [];
-  const err: string[] = [];
-  const rawModes: boolean[] = [];
-  let screen = "";
-  const waiters: { check(s: string): boolean; resolve(): void }[] = [];
-  const show = (text: string) => {
-    screen += text;
-    for (const waiter of waiters.splice(0)) {
-      if (waiter.check(screen)) waiter.resolve();
-      else waiters.push(waiter);
-    }
-  };
-  const stdin = typeof options.stdin === "string" || !options.stdin
-    ? ReadableStream.from([encoder.encode(options.stdin ?? "")])
-    : options.stdin;
-  return {
-    out,
-    err,
-    rawModes,
-    stdout: (line) => (out.push(line), show(`${line}\n`)),
-    stderr: (line) => err.push(line),
-    write: show,
-    stdin,
-    stdinIsTerminal: options.terminal ?? false,
-    env: (name) => ({ DOORMAN_KEY: KEY, ...options.env })[name],
-    setRaw: (raw) => rawModes.push(raw),
-    screen: () => screen,
-    until: (check) => {
-      if (check(screen)) return Promise.resolve();
-      // A safety net only: no assertion depends on it.
-      const { promise, resolve, reject } = Promise.withResolvers<void>();
-      const timer = setTimeout(() => {
-        reject(new Error(`Gave up waiting; screen: ${JSON.stringify(screen)}`));
-      }, 30_000);
-      waiters.push({ check, resolve: () => (clearTimeout(timer), resolve()) });
-      return promise;
-    },
-  };
-}
 
 /** An in-process anonymous server with the key {@link KEY}. */
 function startServer(handler: SessionHandler = echoService) {
@@ -212,7 +154,10 @@ Deno.test("readPasswordFile() reads the first line only, without CR", async () =
     readPasswordFile(dir.join("missing")),
     (error: Error) => {
       assert.equal(exitCodeFor(error), 1);
-      assert.match(error.message, /^Cannot read password file ".*missing"$/);
+      assert.match(
+        error.message,
+        /^Cannot read password file ".*missing": not found$/,
+      );
       return true;
     },
   );
@@ -255,7 +200,10 @@ Deno.test("LineEditor quits on Ctrl-C, and on Ctrl-D only when the line is empty
 });
 
 Deno.test("sanitizeForTerminal() replaces control characters and keeps lines", () => {
-  assert.equal(sanitizeForTerminal("a\x1b[2Jb\nc\td"), "a\uFFFD[2Jb\r\nc\td");
+  assert.equal(
+    sanitizeForTerminal("a\x1b[2Jb\nc\td"),
+    "a\uFFFD[2Jb\r\n  | c\td",
+  );
 });
 
 Deno.test("runClientCommand() pipe mode pipelines past the outstanding bound and keeps order", async () => {
@@ -320,7 +268,7 @@ Deno.test("runClientCommand() interactive mode prints replies and pushes around 
     await io.until((screen) => screen.endsWith(PROMPT));
     await type("hel");
     await type("lo\r");
-    await io.until((screen) => screen.includes("\x1b[Khello\r\n"));
+    await io.until((screen) => screen.includes("\x1b[Jhello\r\n"));
     await type("/quit\r");
     assert.equal(await running, 0);
     assert.deepEqual(io.rawModes, [true, false]);
@@ -346,7 +294,7 @@ Deno.test("runClientCommand() interactive mode prints replies and pushes around 
   const pushed = /guest-\d+: hi\r\n>>> par$/.exec(chatIo.screen());
   assert.ok(pushed, "the push and the redrawn line");
   const before = chatIo.screen().slice(0, pushed.index);
-  assert.ok(before.endsWith("\r\x1b[K"), "the typed line was cleared first");
+  assert.ok(before.endsWith("\r\x1b[J"), "the typed line was cleared first");
   await chatTyping.write(encoder.encode("\x03"));
   assert.equal(await running, 0);
   assert.deepEqual(chatIo.rawModes, [true, false]);
@@ -361,7 +309,7 @@ Deno.test("runClientCommand() interactive mode throws ClosedError and restores t
   await io.until((screen) => screen.endsWith(PROMPT));
   // A reply proves the server has the session (not still in handshake).
   await typing.write(encoder.encode("first\r"));
-  await io.until((screen) => screen.includes("\x1b[Kfirst\r\n"));
+  await io.until((screen) => screen.includes("\x1b[Jfirst\r\n"));
   await typing.write(encoder.encode("typed"));
   await io.until((screen) => screen.endsWith(`${PROMPT}typed`));
   await server.shutdown();

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { CommandIo } from "../../lib/cli/command_io.ts";
 import {
   MAX_PASSWORD_BYTES,
+  PromptInterruptedError,
   readPassword,
 } from "../../lib/cli/password_prompt.ts";
 import { UsageError } from "../../lib/errors.ts";
@@ -87,24 +88,31 @@ Deno.test("readPassword() handles backspace over multi-byte characters", async (
   assert.equal(await readPassword(io, ASK), "pencil");
 });
 
-Deno.test("readPassword() rejects two different entries", async () => {
-  const io = terminalIo(["pencil\rpencli\r"]);
+Deno.test("readPassword() asks again when the two entries differ, three times at most", async () => {
+  const retried = terminalIo(["pencil\rpencli\rpencil\rpencil\r"]);
+  assert.equal(await readPassword(retried, CONFIRM), "pencil");
+  assert.ok(retried.err.includes("The two entries differ; try again\n"));
+  const io = terminalIo(["pencil\rpencli\r".repeat(3)]);
   await assert.rejects(
     readPassword(io, CONFIRM),
     UsageError,
     "Cannot read password: the two entries differ",
   );
-  assert.deepEqual(io.rawModes, [true, false, true, false]);
+  assert.equal(io.rawModes.length, 12);
 });
 
-Deno.test("readPassword() stops on Ctrl-C, Ctrl-D and end of input", async () => {
-  for (const keys of ["pen\x03", "\x04", "pen"]) {
+Deno.test("readPassword() stops quietly on Ctrl-C, and cancels on Ctrl-D or end of input", async () => {
+  const interrupted = terminalIo(["pen\x03"]);
+  await assert.rejects(readPassword(interrupted, ASK), PromptInterruptedError);
+  assert.deepEqual(interrupted.rawModes, [true, false]);
+  for (const keys of ["\x04", "pen"]) {
     const io = terminalIo([keys]);
     await assert.rejects(
       readPassword(io, ASK),
       (error: Error) =>
         !(error instanceof UsageError) &&
-        error.message === "Cannot read password: interrupted",
+        !(error instanceof PromptInterruptedError) &&
+        error.message === "Cannot read password: cancelled",
     );
     assert.deepEqual(io.rawModes, [true, false]);
   }

@@ -204,7 +204,8 @@ Deno.test("runUserCommand() rejects bad --iterations", async () => {
 Deno.test("runUserCommand() rejects usage mistakes with a one-line UsageError", async () => {
   const cases: [string[], RegExp][] = [
     [[], /missing command/],
-    [["frobnicate"], /unknown command "frobnicate"/],
+    [["frobnicate"], /"frobnicate": unknown command/],
+    [["ad", "bob"], /unknown command \(did you mean "add"\?\)/],
     [["add"], /missing NAME/],
     [["add", "bob", "carol"], /unexpected argument "carol"/],
     [["add", "bob", "--bogus"], /unknown flag "--bogus"/],

@@ -10,6 +10,7 @@ import {
   TimeoutError,
 } from "../../lib/errors.ts";
 import { handshakeAsServer } from "../../lib/wire/handshake.ts";
+import { encodePreamble } from "../../lib/wire/key_schedule.ts";
 import { CloseCode } from "../../lib/wire/protocol.ts";
 import type { Session } from "../../lib/server/session.ts";
 import {
@@ -72,9 +73,27 @@ Deno.test("connect() throws TypeError for a user without a password", async () =
   );
 });
 
-Deno.test("connect() throws TimeoutError when the server stays silent past timeoutMs", async () => {
+Deno.test('connect() throws ProtocolError "no doorman reply" when the server stays silent past timeoutMs', async () => {
   await withRawServer(
     async (conn) => void await readUntilClosed(conn),
+    async (port) => {
+      await assert.rejects(
+        connect({ port, psk: new Uint8Array(32), timeoutMs: 100 }),
+        (error: Error) =>
+          error instanceof ProtocolError &&
+          error.message ===
+            `No doorman reply from 127.0.0.1:${port}; is this a doorman port?`,
+      );
+    },
+  );
+});
+
+Deno.test("connect() throws TimeoutError when a doorman server goes silent after its preamble", async () => {
+  await withRawServer(
+    async (conn) => {
+      await conn.write(encodePreamble());
+      await readUntilClosed(conn);
+    },
     async (port) => {
       await assert.rejects(
         connect({ port, psk: new Uint8Array(32), timeoutMs: 100 }),

@@ -264,7 +264,7 @@ Deno.test("client.ts exits 5 when the server shuts down while stdin is open", as
   assert.match(result.stderr, /closed/);
 });
 
-Deno.test("client.ts exits 5 when the server stays silent past --timeout", async () => {
+Deno.test("client.ts exits 1 (no doorman reply) when the server stays silent past --timeout", async () => {
   await using dir = await tempDir();
   const keyFile = dir.join("doorman.key");
   await Deno.writeTextFile(keyFile, `${"cd".repeat(32)}\n`);
@@ -276,8 +276,8 @@ Deno.test("client.ts exits 5 when the server stays silent past --timeout", async
     ...["--timeout", "0.2", "hi"],
   ]);
   (await accepted).close();
-  await assertFails(result, 5, { keyFile });
-  assert.match(result.stderr, /deadline/);
+  await assertFails(result, 1, { keyFile });
+  assert.match(result.stderr, /No doorman reply from 127\.0\.0\.1:\d+/);
 });
 
 Deno.test("client.ts --help lists every flag and the exit codes; --version prints it", async () => {

@@ -4,7 +4,10 @@
  * `send-keys` and read with `capture-pane`. Covers the hidden password
  * prompt, the `>>> ` prompt, replies, a chat message arriving while a
  * partial line is typed (the typed text stays intact), and Ctrl-C / Ctrl-D
- * leaving with exit 0. Skipped, with the reason printed, without tmux.
+ * leaving with exit 0; a wrapped line in a narrow terminal redrawn with no
+ * stale rows; Ctrl-C at the password prompt (exit 130, nothing printed);
+ * a wrong password asked again. Skipped, with the reason printed, without
+ * tmux.
  *
  * Waiting polls the pane at short intervals, bounded by a safety deadline;
  * no assertion depends on timing.
@@ -58,7 +61,11 @@ async function tmux(args: string[]): Promise<string> {
 }
 
 /** A client in a detached tmux session; disposal kills its tmux server. */
-async function startTerminal(clientArgs: string[], dir: string) {
+async function startTerminal(
+  clientArgs: string[],
+  dir: string,
+  size: { columns: number } = { columns: 120 },
+) {
   const socket = `doorman-${crypto.randomUUID()}`;
   const exitFile = `${dir}/exit-code`;
   const command = [
@@ -79,7 +86,7 @@ async function startTerminal(clientArgs: string[], dir: string) {
     "-s",
     "client",
     "-x",
-    "120",
+    String(size.columns),
     "-y",
     "30",
     `sh -c ${shellQuote(script)}`,
@@ -248,6 +255,111 @@ Deno.test({
       (pane) => lines(pane).slice(-2).join("|") === ">>> half a line|>>>",
       "sent line",
     );
+    await terminal.press("C-d");
+    assert.equal(await terminal.exitCode(), 0);
+  },
+});
+
+Deno.test({
+  name:
+    "client.ts interactive: in a narrow terminal a wrapped line is redrawn whole when a message arrives",
+  ignore,
+  async fn() {
+    const users = { alice: PASSWORD, bob: "bob password" };
+    await using server = await startServer({ service: "chat", users });
+    const passwordFile = `${server.dir}/alice.password`;
+    await Deno.writeTextFile(passwordFile, `${PASSWORD}\n`);
+    const bobPasswordFile = `${server.dir}/bob.password`;
+    await Deno.writeTextFile(bobPasswordFile, `${users.bob}\n`);
+    await using terminal = await startTerminal(
+      [
+        ...["--port", String(server.port), "--key-file", server.keyFile],
+        ...["--user", "alice", "--password-file", passwordFile],
+      ],
+      server.dir,
+      { columns: 40 },
+    );
+    await terminal.until((pane) => lines(pane).at(-1) === ">>>", "prompt");
+    await poll(
+      () => /login_succeeded .*user=alice/.test(server.stderr()),
+      "alice in the room",
+    );
+    const typed = "abcdefghij".repeat(6); // 64 columns with the prompt
+    await terminal.type(typed);
+    const firstRow = `>>> ${typed.slice(0, 36)}`;
+    await terminal.until(
+      (pane) =>
+        lines(pane).slice(-2).join("|") === `${firstRow}|${typed.slice(36)}`,
+      "the wrapped line",
+    );
+    const bob = await runClient([
+      "send",
+      ...["--port", String(server.port), "--key-file", server.keyFile],
+      ...["--user", "bob", "--password-file", bobPasswordFile],
+      "hi alice",
+    ]);
+    assert.equal(bob.code, 0, bob.stderr);
+    const pane = await terminal.until(
+      (pane) =>
+        pane.includes("* bob left") && lines(pane).at(-1) === typed.slice(36),
+      "chat message",
+    );
+    assert.deepEqual(lines(pane).slice(-5), [
+      "* bob joined",
+      "bob: hi alice",
+      "* bob left",
+      firstRow,
+      typed.slice(36),
+    ]);
+    assert.equal(pane.split(firstRow).length, 2, `stale rows:\n${pane}`);
+    await terminal.press("C-c");
+    assert.equal(await terminal.exitCode(), 0);
+  },
+});
+
+Deno.test({
+  name:
+    "client.ts: Ctrl-C at the password prompt exits 130 quietly; a wrong password is asked again",
+  ignore,
+  async fn() {
+    await using server = await startServer({
+      service: "upper",
+      users: { alice: PASSWORD },
+      args: ["--penalty-exempt", "127.0.0.1"],
+    });
+    const args = [
+      ...["--port", String(server.port), "--key-file", server.keyFile],
+      ...["--user", "alice"],
+    ];
+    {
+      await using terminal = await startTerminal(args, server.dir);
+      await terminal.until(
+        (pane) => pane.includes('Password for "alice":'),
+        "password prompt",
+      );
+      await terminal.untilRaw();
+      await terminal.press("C-c");
+      assert.equal(await terminal.exitCode(), 130);
+    }
+    await Deno.remove(`${server.dir}/exit-code`);
+    await using terminal = await startTerminal(args, server.dir);
+    await terminal.until(
+      (pane) => pane.includes('Password for "alice":'),
+      "password prompt",
+    );
+    await terminal.untilRaw();
+    await terminal.type("not the password");
+    await terminal.press("Enter");
+    await terminal.until(
+      (pane) =>
+        pane.includes("try again") &&
+        lines(pane).at(-1) === 'Password for "alice":',
+      "second prompt",
+    );
+    await terminal.untilRaw();
+    await terminal.type(PASSWORD);
+    await terminal.press("Enter");
+    await terminal.until((pane) => lines(pane).at(-1) === ">>>", "prompt");
     await terminal.press("C-d");
     assert.equal(await terminal.exitCode(), 0);
   },

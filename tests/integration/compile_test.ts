@@ -61,7 +61,9 @@ function compile(
   });
 }
 
-// Where a denort for the host comes from, or why there is none.
+// Where a denort for the host comes from, or why there is none: what was
+// tried (DENORT_BIN, Deno's cache, a download through deno compile itself)
+// and what failed.
 async function findDenort(): Promise<{ source?: string; reason?: string }> {
   const denortBin = Deno.env.get("DENORT_BIN");
   if (denortBin) return { source: `DENORT_BIN "${denortBin}"` };
@@ -83,16 +85,47 @@ async function findDenort(): Promise<{ source?: string; reason?: string }> {
     `v${Deno.version.deno}`,
     `denort-${host}.zip`,
   );
+  if (await exists(zip)) return { source: `Deno's cache "${zip}"` };
+  // Let deno compile fetch it, as a release build would; it caches it.
+  const failure = await compileTiny();
+  if (failure === null && await exists(zip)) {
+    return { source: `Deno's cache "${zip}" (downloaded just now)` };
+  }
+  return {
+    reason: `no denort base binary for ${host}: DENORT_BIN is unset; ` +
+      `Deno's cache has no "${zip}"; downloading it with deno compile ` +
+      `failed: ${failure ?? "no error, but nothing was cached"}`,
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
   try {
-    await Deno.stat(zip);
-    return { source: `Deno's cache "${zip}"` };
+    await Deno.stat(path);
+    return true;
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
-    return {
-      reason:
-        `no denort base binary (set DENORT_BIN, or cache ${zip}); dl.deno.land is unreachable here`,
-    };
+    return false;
   }
+}
+
+/** Compiles a one-line script; `null` on success, else deno's reason. */
+async function compileTiny(): Promise<string | null> {
+  await using dir = await tempDir();
+  const script = dir.join("tiny.ts");
+  await Deno.writeTextFile(script, "console.log(1);\n");
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["compile", "--quiet", "--output", dir.join("tiny"), script],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  if (output.success) return null;
+  const lines = new TextDecoder().decode(output.stderr).split("\n")
+    .map((line) => line.trim());
+  const request = lines.find((line) => /error sending request/.test(line));
+  const error = lines.find((line) => line.startsWith("error:"));
+  return (request ?? error ?? `exit ${output.code}`).replace(/^\d+: /, "");
 }
 
 const DENORT = await findDenort();
@@ -123,7 +156,9 @@ Deno.test("the serve and client tasks grant no run, ffi, sys or all", () => {
       assert.doesNotMatch(flag, /^(-A|--allow-(all|run|ffi|sys))(=|$)/);
     }
     assert.ok(
-      taskFlags(task).includes("--allow-env=DOORMAN_KEY,DOORMAN_PASSWORD"),
+      taskFlags(task).includes(
+        "--allow-env=DOORMAN_KEY,DOORMAN_PASSWORD,INIT_CWD",
+      ),
     );
   }
 });

@@ -507,13 +507,15 @@ Deno.test("handshakeAsServer() fails with TimeoutError on a silent client and st
   );
 });
 
-Deno.test("handshakeAsClient() fails with TimeoutError on a silent server", async () => {
+Deno.test('handshakeAsClient() fails with ProtocolError "no doorman reply" on a silent server', async () => {
   await using pair = await tcpPair();
   await assert.rejects(
     handshakeAsClient(framed(pair.client), PSK, {
       signal: AbortSignal.timeout(SHORT_DEADLINE_MS),
+      server: "127.0.0.1:1",
     }),
-    TimeoutError,
+    ProtocolError,
+    "No doorman reply from 127.0.0.1:1; is this a doorman port?",
   );
 });
 
