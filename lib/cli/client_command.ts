@@ -59,6 +59,9 @@ const OPTIONS_TEXT = `Options:
                         stdin is a terminal)
   --timeout SECONDS     deadline for connect, handshake and login
                         (default ${DEFAULT_TIMEOUT_SECONDS})
+  --allow-legacy-login  send the password in plaintext (inside the encrypted
+                        channel) if the server asks for the legacy md5 login;
+                        only for a server you trust (default: refuse, exit 4)
   --json                pipe and send: one JSON object per line,
                         {"message","reply"} or {"message","confirmed":true},
                         and {"push"} for pushed messages (pipe mode)
@@ -71,7 +74,8 @@ export const CLIENT_EXIT_CODES = `Exit codes:
   1  connection or runtime error (refused, reset, bad key file, ...)
   2  usage error (unknown flag, missing or bad value)
   3  key rejected (the pre-shared keys differ)
-  4  login rejected (unknown user, wrong password, or login required)
+  4  login rejected (unknown user, wrong password, login required, or the
+     server asked for the legacy plaintext login without --allow-legacy-login)
   5  the server closed or timed out before confirming`;
 
 /** Usage of `client.ts`. */
@@ -105,6 +109,7 @@ const OPTIONS = {
   "password-file": { type: "string" },
   timeout: { type: "string", default: DEFAULT_TIMEOUT_SECONDS },
   json: { type: "boolean", default: false },
+  "allow-legacy-login": { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
   version: { type: "boolean", short: "V", default: false },
 } as const;
@@ -115,6 +120,7 @@ const DEFAULTS = {
   port: Number(DEFAULT_PORT),
   timeoutMs: Number(DEFAULT_TIMEOUT_SECONDS) * 1000,
   json: false,
+  allowLegacyLogin: false,
 } as const;
 
 /** A parsed command line. */
@@ -136,6 +142,8 @@ export interface ClientCommand {
   readonly passwordFile?: string;
   readonly timeoutMs: number;
   readonly json: boolean;
+  /** `--allow-legacy-login`: answer a legacy md5 request. */
+  readonly allowLegacyLogin: boolean;
 }
 
 /**
@@ -169,6 +177,7 @@ export function parseClientArgs(
     passwordFile: values["password-file"],
     timeoutMs: parseTimeout(values.timeout),
     json: values.json,
+    allowLegacyLogin: values["allow-legacy-login"],
   };
   if (command !== undefined && !send) {
     throw new UsageError(
@@ -229,6 +238,7 @@ export async function runClientCommand(
     user: command.user,
     password,
     timeoutMs: command.timeoutMs,
+    allowLegacyLogin: command.allowLegacyLogin,
   });
   try {
     await runMode(command, connection, io);

@@ -26,7 +26,16 @@ export interface SessionKeys {
   readonly serverToClient: Uint8Array;
   /** SHA-256 of the whole handshake transcript. */
   readonly transcriptHash: Uint8Array;
+  /**
+   * SCRAM channel-binding data for this handshake (`p=doorman-handshake`):
+   * `HKDF-Expand(handshakeSecret, "doorman v2 scram binding" ‖
+   * transcriptHash, 32)`, like TLS's `tls-exporter`.
+   */
+  readonly channelBinding: Uint8Array;
 }
+
+/** HKDF-Expand `info` prefix of {@link SessionKeys.channelBinding} (UTF-8). */
+export const SCRAM_BINDING_LABEL = "doorman v2 scram binding";
 
 /** The preamble this code sends: magic then version. */
 export function encodePreamble(version = PROTOCOL_VERSION): Uint8Array {
@@ -71,5 +80,6 @@ export function deriveSessionKeys(
     clientToServer: expand(KdfLabel.clientToServer),
     serverToClient: expand(KdfLabel.serverToClient),
     transcriptHash,
+    channelBinding: expand(SCRAM_BINDING_LABEL),
   };
 }

@@ -20,6 +20,7 @@ const KEYS: SessionKeys = {
   clientToServer: seededBytes(11, 32),
   serverToClient: seededBytes(12, 32),
   transcriptHash: new Uint8Array(32),
+  channelBinding: new Uint8Array(32),
 };
 const BIG = 1 << 20;
 const decoder = new TextDecoder();

@@ -19,6 +19,7 @@ const KEYS: SessionKeys = {
   clientToServer: seededBytes(1, 32),
   serverToClient: seededBytes(2, 32),
   transcriptHash: new Uint8Array(32),
+  channelBinding: new Uint8Array(32),
 };
 const ID_1 = Uint8Array.of(0, 0, 0, 1);
 const ID_2 = Uint8Array.of(0, 0, 0, 2);
