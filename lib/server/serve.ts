@@ -2,8 +2,10 @@
  * The server core: accepts TCP connections and runs each one through the
  * layers (handshake → channel → login → session → handler), under the
  * limits that keep the server alive: one deadline for handshake plus login,
- * an idle timeout, bounded outgoing queues, and (admission.ts) connection
- * caps and penalties. Every event goes to the logger in the options; a
+ * pings to quiet clients and an optional idle timeout (one sweeper for all
+ * sessions, not a timer each), bounded outgoing queues, and (admission.ts)
+ * connection caps and penalties. A user removed from the user file has
+ * their sessions closed (code 10). Every event goes to the logger in the options; a
  * failure in one connection closes that connection only.
  *
  * It does not parse flags or print: server.ts and lib/cli/ do.
@@ -17,9 +19,7 @@ import {
   closeQuietly,
   rejectConnection,
 } from "./admission.ts";
-import { utf8 } from "../wire/bytes.ts";
 import { type Channel, openChannel } from "../wire/channel.ts";
-import { hmacSha256 } from "../wire/crypto.ts";
 import { describeError } from "../errors.ts";
 import { FrameReader } from "../wire/framing.ts";
 import { handshakeAsServer } from "../wire/handshake.ts";
@@ -143,7 +143,8 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
       capMs: Math.min(settings.penaltyCapMs, settings.loginTimeoutMs / 4),
       refuseAfter: Number.MAX_SAFE_INTEGER,
     }),
-    fakeSaltKey: hmacSha256(options.psk, utf8("doorman fake salt key")),
+    // Never derived from the pre-shared key: every client holds that.
+    fakeSaltKey: settings.serverSecret,
     sessions: new Set(),
     starting: new Set(),
     shuttingDown: false,
@@ -155,6 +156,9 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   });
   const tasks = new Set<Promise<void>>();
   const sweeper = startIdleSweeper(ctx);
+  const stopWatchingUsers = ctx.users?.onUsersRemoved?.((names) =>
+    closeSessionsOf(names, ctx)
+  );
   const accepting = acceptLoop(listener, ctx, tasks);
   const finished = Promise.withResolvers<void>();
   let stopping: Promise<void> | null = null;
@@ -165,6 +169,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     },
     shutdown: () =>
       stopping ??= shutdownServer(listener, ctx, { tasks, accepting, sweeper })
+        .finally(() => stopWatchingUsers?.())
         .then(finished.resolve),
     finished: finished.promise,
   };
@@ -250,6 +255,7 @@ async function authenticate(
     const user = ctx.users
       ? await loginAsServer(channel, ctx.users, {
         signal: deadline.signal,
+        channelBinding: keys.channelBinding,
         fakeSaltKey: ctx.fakeSaltKey,
         iterations: ctx.options.iterations,
         delayFor: (name) => ctx.userPenalties.delayFor(`user:${name}`),
@@ -316,20 +322,46 @@ async function runSession(
   });
 }
 
+/**
+ * The one timer of the whole server: closes sessions idle past the idle
+ * timeout (if set) and pings quiet clients, closing unresponsive ones.
+ */
 function startIdleSweeper(
   ctx: Context,
 ): ReturnType<typeof setInterval> | null {
   const idle = ctx.options.idleTimeoutMs;
-  if (idle <= 0) return null;
-  const every = Math.max(10, Math.min(5000, Math.floor(idle / 4)));
+  const ping = ctx.options.pingIntervalMs;
+  const periods = [idle, ping].filter((ms) => ms > 0);
+  if (periods.length === 0) return null;
+  const shortest = Math.min(...periods);
+  const every = Math.max(10, Math.min(5000, Math.floor(shortest / 4)));
   return setInterval(() => {
-    const cutoff = Date.now() - idle;
+    const now = Date.now();
+    const cutoff = now - idle;
     for (const session of ctx.sessions) {
-      if (session.lastActivity < cutoff) {
+      if (idle > 0 && session.lastActivity < cutoff) {
         session.close("idle timeout", CloseCode.idleTimeout);
+      } else {
+        session.checkLiveness(now, ping);
       }
     }
   }, every);
+}
+
+/** Closes the sessions of users just removed from the user file. */
+function closeSessionsOf(names: readonly string[], ctx: Context): void {
+  const removed = new Set(names);
+  for (const session of ctx.sessions) {
+    if (session.user !== null && removed.has(session.user)) {
+      ctx.logger.log({
+        event: "warning",
+        conn: session.id,
+        user: session.user,
+        reason: "user removed from the user file: closing the session",
+      });
+      session.close("user removed", CloseCode.userRemoved);
+    }
+  }
 }
 
 async function shutdownServer(

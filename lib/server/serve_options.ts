@@ -15,6 +15,8 @@ import {
   MIN_PSK_BYTES,
 } from "../wire/protocol.ts";
 import { DEFAULT_SCRAM_ITERATIONS } from "../login/scram.ts";
+import { randomBytes } from "../wire/crypto.ts";
+import { DEFAULT_PING_INTERVAL_MS } from "../wire/liveness.ts";
 
 /**
  * Options of {@link serve}. Only `psk` is required; the limits default to
@@ -26,7 +28,7 @@ import { DEFAULT_SCRAM_ITERATIONS } from "../login/scram.ts";
  *   host: "0.0.0.0",
  *   port: 9000,
  *   psk: new TextEncoder().encode("a shared secret of 16+ bytes"),
- *   idleTimeoutMs: 60_000,
+ *   pingIntervalMs: 30_000,
  * };
  * ```
  */
@@ -80,9 +82,11 @@ export interface ServeOptions {
    */
   loginTimeoutMs?: number;
   /**
-   * Close sessions silent for this long, in ms; 0 never.
+   * Close sessions that exchanged no message (either way) for this long,
+   * in ms; 0 never. Pings do not count: a quiet client that answers pings
+   * stays connected unless this is set.
    *
-   * @default {600000}
+   * @default {0}
    */
   idleTimeoutMs?: number;
   /**
@@ -122,6 +126,24 @@ export interface ServeOptions {
    */
   iterations?: number;
   /**
+   * The server secret (at least 16 bytes, server-only, never the pre-shared
+   * key) from which the stable fake salts of unknown user names derive.
+   * Give a persisted one (`loadServerSecret`, as `server.ts` does): the
+   * default changes on every start, so a name's fake salt would change
+   * across restarts while a real user's does not.
+   *
+   * @default 32 random bytes per `serve()` call
+   */
+  serverSecret?: Uint8Array;
+  /**
+   * After this many ms without hearing from a client, send it a ping; a
+   * client silent for 3 intervals is closed with code 11
+   * (`peerUnresponsive`). 0 turns pings off.
+   *
+   * @default {30000}
+   */
+  pingIntervalMs?: number;
+  /**
    * How long `shutdown()` lets messages in flight finish, in ms.
    *
    * @default {5000}
@@ -146,7 +168,7 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     maxConnections: options.maxConnections ?? 10_000,
     maxStartups: options.maxStartups ?? 128,
     loginTimeoutMs: options.loginTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
-    idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 0,
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     maxQueueBytes: options.maxQueueBytes ?? 4 * 1024 * 1024,
     penaltyBaseMs: options.penaltyBaseMs ?? 1000,
@@ -154,7 +176,17 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     penaltyExempt: options.penaltyExempt ?? [],
     iterations: options.iterations ?? DEFAULT_SCRAM_ITERATIONS,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
+    serverSecret: options.serverSecret ?? randomBytes(32),
+    pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
   };
+  if (settings.serverSecret.length < 16) {
+    throw new RangeError(
+      "Cannot serve: serverSecret must be at least 16 bytes",
+    );
+  }
+  if (!(settings.pingIntervalMs >= 0)) {
+    throw new RangeError("Cannot serve: pingIntervalMs must be 0 or more");
+  }
   if (settings.psk.length < MIN_PSK_BYTES) {
     throw new RangeError(
       `Cannot serve: the pre-shared key has ${settings.psk.length} bytes, at least ${MIN_PSK_BYTES} required`,
