@@ -30,6 +30,7 @@ export {
   Session,
   type SessionEnd,
 } from "./lib/server/session.ts";
+export { loadServerSecret } from "./lib/server/server_secret.ts";
 export { CloseCode, type CloseCodeValue } from "./lib/wire/protocol.ts";
 
 // Client: connect() returns a Connection.
