@@ -150,7 +150,7 @@ export async function runServeCommand(
     onEvent: (event) => logger.log(event),
   });
   const serverSecret = users
-    ? await openServerSecret(values["server-secret"], values.users, io)
+    ? await openServerSecret(values["server-secret"], values.users, logger)
     : undefined;
   // Listen for signals before announcing readiness: a script may send
   // SIGTERM as soon as it reads the "listening on" line.
@@ -206,12 +206,19 @@ function buildOptions(
 async function openServerSecret(
   flag: string | undefined,
   usersPath: string,
-  io: CommandIo,
+  logger: Logger,
 ): Promise<Uint8Array> {
   const path = flag ?? defaultServerSecretPath(usersPath);
   const { secret, created } = await loadServerSecret(path);
   if (created) {
-    io.stderr(`server: created the server secret "${path}" (mode 0600)`);
+    // A warning, not news: a second creation (file lost or moved) changes
+    // every unknown name's fake salt.
+    logger.log({
+      event: "warning",
+      reason: `created the server secret ${
+        JSON.stringify(path)
+      } (mode 0600); keep it with the user file`,
+    });
   }
   return secret;
 }
