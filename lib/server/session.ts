@@ -168,13 +168,18 @@ export class Session implements AsyncIterable<IncomingMessage> {
   /**
    * Called by the server's sweeper with the time and the ping interval:
    * pings a client silent for an interval, and closes one silent for 3
-   * with code 11 (`peerUnresponsive`).
+   * with code 11 (`peerUnresponsive`). While the session is not reading
+   * (the handler holds a message or does not iterate) it does neither.
    *
    * @param now `Date.now()`.
    * @param intervalMs The ping interval; 0 does nothing.
    */
   checkLiveness(now: number, intervalMs: number): void {
     if (this.#end) return;
+    // Not reading (the handler holds a message, or never iterates): the
+    // client cannot be heard, so it is not judged.
+    if (!this.#receiving) this.#heardAt = now;
+    if (now - this.#heardAt < intervalMs) return; // the common case, no garbage
     const clock = { heardAt: this.#heardAt, pingedAt: this.#pingedAt };
     const verdict = livenessVerdict(clock, { now, intervalMs });
     if (verdict === "unresponsive") {

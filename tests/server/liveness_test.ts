@@ -161,3 +161,18 @@ Deno.test("serve()'s idle timeout counts messages the server sends too", async (
   // Then, with no message either way, the idle timeout applies.
   assert.equal((await conn.closed)?.code, CloseCode.idleTimeout);
 });
+
+Deno.test("serve() does not judge a client while its handler holds a message (it is not reading)", async () => {
+  await using ts = await startTestServer({
+    pingIntervalMs: INTERVAL_MS,
+    handler: async (session) => {
+      for await (const message of session) {
+        await delay(INTERVAL_MS * 6); // pacing: twice the give-up time
+        message.reply(message.data);
+      }
+    },
+  });
+  const conn = await ts.connect({ pingIntervalMs: 0 });
+  assert.equal(decoder.decode(await conn.request("slow")), "slow");
+  assert.equal(ts.events("closed").length, 0);
+});
