@@ -211,13 +211,11 @@ async function openServerSecret(
   const path = flag ?? defaultServerSecretPath(usersPath);
   const { secret, created } = await loadServerSecret(path);
   if (created) {
-    // A warning, not news: a second creation (file lost or moved) changes
-    // every unknown name's fake salt.
+    // Worth a line: a second creation (file lost or moved) changes every
+    // unknown name's fake salt.
     logger.log({
-      event: "warning",
-      reason: `created the server secret ${
-        JSON.stringify(path)
-      } (mode 0600); keep it with the user file`,
+      event: "server_secret_created",
+      reason: `${JSON.stringify(path)} (mode 0600); keep it with the user file`,
     });
   }
   return secret;

@@ -38,6 +38,7 @@ export type LogEventName =
   | "users_loaded"
   | "users_reload_failed"
   | "user_upgraded"
+  | "server_secret_created"
   | "warning"
   | "error";
 

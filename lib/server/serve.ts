@@ -353,12 +353,7 @@ function closeSessionsOf(names: readonly string[], ctx: Context): void {
   const removed = new Set(names);
   for (const session of ctx.sessions) {
     if (session.user !== null && removed.has(session.user)) {
-      ctx.logger.log({
-        event: "warning",
-        conn: session.id,
-        user: session.user,
-        reason: "user removed from the user file: closing the session",
-      });
+      // Logged as "closed", reason "user removed", once the session ends.
       session.close("user removed", CloseCode.userRemoved);
     }
   }
