@@ -31,6 +31,7 @@ export {
   type SessionCloseOptions,
   type SessionEnd,
 } from "./lib/server/session.ts";
+export { loadServerSecret } from "./lib/server/server_secret.ts";
 export { CloseCode, type CloseCodeValue } from "./lib/wire/protocol.ts";
 
 // Client: connect() returns a Connection.

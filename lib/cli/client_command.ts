@@ -81,6 +81,9 @@ const OPTIONS_TEXT = `Options:
                         (default ${DEFAULT_REPLY_TIMEOUT_SECONDS})
   --max-message-bytes N largest message sent or received, up to
                         ${MAX_MESSAGE_BYTES_LIMIT} (default ${DEFAULT_MAX_MESSAGE_BYTES})
+  --allow-legacy-login  send the password in plaintext (inside the encrypted
+                        channel) if the server asks for the legacy md5 login;
+                        only for a server you trust (default: refuse, exit 4)
   --json                pipe and send: one JSON object per line,
                         {"message","reply"} or {"message","confirmed":true},
                         and {"push"} for pushed messages
@@ -145,6 +148,7 @@ const OPTIONS = {
   },
   "max-message-bytes": { type: "string", default: DEFAULT_MAX_MESSAGE_BYTES },
   json: { type: "boolean", default: false },
+  "allow-legacy-login": { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
   version: { type: "boolean", short: "V", default: false },
 } as const;
@@ -157,6 +161,7 @@ const DEFAULTS = {
   replyTimeoutMs: DEFAULT_REPLY_TIMEOUT_SECONDS * 1000,
   maxMessageBytes: Number(DEFAULT_MAX_MESSAGE_BYTES),
   json: false,
+  allowLegacyLogin: false,
 } as const;
 
 /** A parsed command line. */
@@ -182,6 +187,8 @@ export interface ClientCommand {
   /** Largest message sent or received. */
   readonly maxMessageBytes: number;
   readonly json: boolean;
+  /** `--allow-legacy-login`: answer a legacy md5 request. */
+  readonly allowLegacyLogin: boolean;
 }
 
 /**
@@ -227,6 +234,7 @@ export function parseClientArgs(
       { min: 1, max: MAX_MESSAGE_BYTES_LIMIT },
     ),
     json: values.json,
+    allowLegacyLogin: values["allow-legacy-login"],
   };
   if (command !== undefined && !send) {
     throw unknownCommand(command, ["send"], `${program} --help`);

@@ -55,6 +55,7 @@ export async function connectAndLogIn(
         password,
         timeoutMs: command.timeoutMs,
         maxMessageBytes: command.maxMessageBytes,
+        allowLegacyLogin: command.allowLegacyLogin,
       });
     } catch (error) {
       if (

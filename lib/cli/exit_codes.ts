@@ -13,6 +13,7 @@ export const EXIT_CODES_TEXT = `Exit codes:
      key file, malformed userinfo, port in use, ...)
   2  usage error (unknown flag, missing or bad value)
   3  key rejected (the pre-shared keys differ)
-  4  login rejected (unknown user, wrong password, or login required)
+  4  login rejected (unknown user, wrong password, login required, or the
+     server asked for the legacy plaintext login without --allow-legacy-login)
   5  the server closed or timed out before confirming
   6  the server refused the connection for now; retry later`;

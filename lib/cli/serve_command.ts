@@ -29,6 +29,10 @@ import { createChatService } from "../services/chat.ts";
 import { echoService } from "../services/echo.ts";
 import { upperService } from "../services/upper.ts";
 import { UserStore } from "../users/user_store.ts";
+import {
+  defaultServerSecretPath,
+  loadServerSecret,
+} from "../server/server_secret.ts";
 import type { CommandIo } from "./command_io.ts";
 import { EXIT_CODES_TEXT } from "./exit_codes.ts";
 import {
@@ -60,7 +64,13 @@ export const SERVE_OPTIONS_TEXT = `Options of serve:
   --max-connections N      most connections at once (default 10000)
   --max-startups N         most connections still in handshake or login (default 128)
   --login-timeout SECONDS  deadline for handshake plus login (default 10)
-  --idle-timeout SECONDS   close sessions silent this long; 0 never (default 600)
+  --idle-timeout SECONDS   close sessions with no message either way for this
+                           long; 0 never (default 0: pings keep quiet clients)
+  --ping-interval SECONDS  ping a client silent this long; close it after 3
+                           silent intervals (code 11); 0 never (default 30)
+  --server-secret FILE     server-only secret for unknown users' fake salts,
+                           created 0600 if missing (default
+                           doorman-server-secret beside --users)
   --max-message-bytes N    largest message, up to 16777216 (default 1048576)
   --max-queue-bytes N      bytes queued to a slow client before it is closed
                            (default 4194304)
@@ -107,7 +117,9 @@ const OPTIONS = {
   "max-connections": { type: "string", default: "10000" },
   "max-startups": { type: "string", default: "128" },
   "login-timeout": { type: "string", default: "10" },
-  "idle-timeout": { type: "string", default: "600" },
+  "idle-timeout": { type: "string", default: "0" },
+  "ping-interval": { type: "string", default: "30" },
+  "server-secret": { type: "string" },
   "max-message-bytes": { type: "string", default: "1048576" },
   "max-queue-bytes": { type: "string", default: "4194304" },
   "penalty-cap": { type: "string", default: "60" },
@@ -170,13 +182,16 @@ export async function runServeCommand(
   const ring = key.path === undefined ? null : watchKeyRing(key.path, keys, {
     onEvent: (event) => logger.log(keyRingEvent(event)),
   });
+  const serverSecret = users
+    ? await openServerSecret(values["server-secret"], values.users, logger)
+    : undefined;
   // Listen for signals before announcing readiness: a script may send
   // SIGTERM as soon as it reads the "listening on" line.
   const signals = listenForSignals(users, ring);
   try {
     users?.watch();
     const server = listen(
-      () => serve({ ...options, keys, users }, service()),
+      () => serve({ ...options, keys, users, serverSecret }, service()),
       options,
     );
     const { hostname, port } = server.addr;
@@ -225,6 +240,7 @@ function buildOptions(
     maxStartups: number("max-startups", 1),
     loginTimeoutMs: seconds("login-timeout"),
     idleTimeoutMs: seconds("idle-timeout", 0),
+    pingIntervalMs: seconds("ping-interval", 0),
     maxMessageBytes: number("max-message-bytes", 1, MAX_MESSAGE_BYTES_LIMIT),
     maxQueueBytes: number("max-queue-bytes", 1),
     penaltyCapMs: seconds("penalty-cap", 0),
@@ -251,6 +267,25 @@ function listen<T>(start: () => T, address: { host?: string; port?: number }) {
     }
     throw error;
   }
+}
+
+/** The server secret: `--server-secret`, else beside the user file. */
+async function openServerSecret(
+  flag: string | undefined,
+  usersPath: string,
+  logger: Logger,
+): Promise<Uint8Array> {
+  const path = flag ?? defaultServerSecretPath(usersPath);
+  const { secret, created } = await loadServerSecret(path);
+  if (created) {
+    // Worth a line: a second creation (file lost or moved) changes every
+    // unknown name's fake salt.
+    logger.log({
+      event: "server_secret_created",
+      reason: `${JSON.stringify(path)} (mode 0600); keep it with the user file`,
+    });
+  }
+  return secret;
 }
 
 function validExempt(entries: string[]): string[] {

@@ -16,6 +16,7 @@ import { raceSignal, timeoutSignal } from "../wire/deadline.ts";
 import { handshakeAsClient } from "../wire/handshake.ts";
 import { loginAsClient } from "../login/login.ts";
 import { Connection } from "./connection.ts";
+import { DEFAULT_PING_INTERVAL_MS } from "../wire/liveness.ts";
 import {
   DEFAULT_KEY_ID,
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -85,6 +86,23 @@ export interface ConnectOptions {
    * @default {1048576}
    */
   maxMessageBytes?: number;
+  /**
+   * Answer a server that asks for the legacy md5 login with the plaintext
+   * password. Off by default: anyone holding the pre-shared key could pose
+   * as the server and ask; without it such a login fails with
+   * `LoginRejectedError` and the password is never sent.
+   *
+   * @default {false}
+   */
+  allowLegacyLogin?: boolean;
+  /**
+   * After this many ms without hearing from the server, send a ping; a
+   * server silent for 3 intervals is closed with code 11
+   * (`peerUnresponsive`). 0 turns pings off.
+   *
+   * @default {30000}
+   */
+  pingIntervalMs?: number;
 }
 
 /**
@@ -101,7 +119,8 @@ export interface ConnectOptions {
  * @throws {RangeError} If the key is shorter than 16 bytes.
  * @throws {ConnectionError} If the server cannot be reached.
  * @throws {KeyRejectedError} If the pre-shared keys differ.
- * @throws {LoginRejectedError} If the login is refused.
+ * @throws {LoginRejectedError} If the login is refused, or the server asks
+ *   for the legacy plaintext method without `allowLegacyLogin`.
  * @throws {TimeoutError} If the deadline passes first.
  * @example Usage
  * ```ts ignore
@@ -150,13 +169,18 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
       await loginAsClient(
         channel,
         { user: options.user, password: options.password ?? "" },
-        { signal: deadline.signal },
+        {
+          signal: deadline.signal,
+          channelBinding: keys.channelBinding,
+          allowLegacyLogin: options.allowLegacyLogin,
+        },
       );
     }
     channel.maxRecordBytes = maxMessageBytes + RECORD_OVERHEAD_BYTES;
     return new Connection(channel, {
       user: options.user ?? null,
       maxMessageBytes,
+      pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
     });
   } catch (error) {
     try {

@@ -24,6 +24,12 @@ import {
   splitMessageId,
 } from "../wire/messages.ts";
 import { CloseCode, RecordKind } from "../wire/protocol.ts";
+import {
+  answerLiveness,
+  livenessVerdict,
+  sendPing,
+  unresponsiveReason,
+} from "../wire/liveness.ts";
 
 /** Pushed messages buffered before reading pauses for the consumer. */
 const MAX_BUFFERED_PUSHES = 1024;
@@ -66,21 +72,36 @@ export class Connection implements AsyncIterable<Uint8Array> {
   #end: { error: Error | null; info: CloseInfo | null } | null = null;
   #closing = false;
   #reading: Promise<void>;
+  #pingIntervalMs: number;
+  #heardAt = Date.now();
+  #pingedAt = 0;
+  #livenessTimer: ReturnType<typeof setInterval> | undefined;
+  #closeSent = false;
 
   /**
    * Wraps an open, logged-in channel. Created by `connect()`; not
    * constructed directly.
    *
    * @param channel The encrypted record channel to the server.
-   * @param options The logged-in user and the message size limit.
+   * @param options The logged-in user, the message size limit and the
+   *   ping interval (0 or absent: no pings).
    */
   constructor(
     channel: Channel,
-    options: { user: string | null; maxMessageBytes: number },
+    options: {
+      user: string | null;
+      maxMessageBytes: number;
+      pingIntervalMs?: number;
+    },
   ) {
     this.#channel = channel;
     this.user = options.user;
     this.#maxMessageBytes = options.maxMessageBytes;
+    this.#pingIntervalMs = options.pingIntervalMs ?? 0;
+    if (this.#pingIntervalMs > 0) {
+      const every = Math.max(10, Math.min(5000, this.#pingIntervalMs / 4));
+      this.#livenessTimer = setInterval(() => this.#checkLiveness(), every);
+    }
     this.#reading = this.#readLoop();
   }
 
@@ -234,10 +255,12 @@ export class Connection implements AsyncIterable<Uint8Array> {
           await new Promise<void>((resolve) => this.#wakeReader = resolve);
         }
         const record = await this.#channel.receive();
+        this.#heardAt = Date.now();
         if (record === null) {
           this.#stop(null, this.#channel.closeInfo);
           return;
         }
+        if (answerLiveness(this.#channel, record)) continue;
         this.#dispatch(record.kind, record.body);
       }
     } catch (error) {
@@ -263,13 +286,42 @@ export class Connection implements AsyncIterable<Uint8Array> {
     head.resolve(kind === RecordKind.reply ? data : null);
   }
 
+  /** Pings a quiet server; closes with code 11 one silent for 3 intervals. */
+  #checkLiveness(): void {
+    if (this.#end) return;
+    const now = Date.now();
+    // Reading waits for our own consumer: the server is not to blame.
+    if (this.#pushes.length >= MAX_BUFFERED_PUSHES) this.#heardAt = now;
+    const clock = { heardAt: this.#heardAt, pingedAt: this.#pingedAt };
+    const verdict = livenessVerdict(clock, {
+      now,
+      intervalMs: this.#pingIntervalMs,
+    });
+    if (verdict === "unresponsive") {
+      const reason = unresponsiveReason(this.#pingIntervalMs);
+      this.#closeSent = true;
+      void this.#channel.close(CloseCode.peerUnresponsive, reason, {
+        signal: AbortSignal.timeout(1000),
+      });
+      this.#stop(new ClosedError(`Server unresponsive: ${reason}`), null);
+    } else if (verdict === "ping") {
+      this.#pingedAt = now;
+      try {
+        sendPing(this.#channel, now);
+      } catch (error) {
+        this.#stop(asError(error), null);
+      }
+    }
+  }
+
   /** Ends the connection: fails what is unconfirmed, wakes the consumer. */
   #stop(error: Error | null, info: CloseInfo | null): void {
     if (this.#end) return;
+    clearInterval(this.#livenessTimer);
     const failure = error ?? errorForClose(info);
     this.#end = { error: isCleanClose(info) ? null : failure, info };
     for (const pending of this.#pending.splice(0)) pending.reject(failure);
-    this.#channel.abort();
+    if (!this.#closeSent) this.#channel.abort();
     this.#wakeConsumer?.();
   }
 }

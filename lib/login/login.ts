@@ -2,16 +2,23 @@
  * Layer 4, login: drives SCRAM-SHA-256 (scram_client.ts, scram_server.ts)
  * or, for a legacy md5 line, the password check and upgrade, over `login`
  * records of an open Channel (docs/PROTOCOL.md, "Login"). It sends and
- * checks; the math lives in scram*.ts and the file in user_store.ts. It
- * does not delay or penalise: the server core does, with the typed error
- * this layer throws.
+ * checks; the math lives in scram*.ts and the file in user_store.ts. SCRAM
+ * is bound to the handshake (`channelBinding`), and a client answers a
+ * legacy md5 request (which hands the password to whoever holds the key)
+ * only when allowed to (`allowLegacyLogin`). It does not delay or penalise:
+ * the server core does, with the typed error this layer throws.
  *
  * @module
  */
 
 import { concatBytes, fromUtf8, utf8 } from "../wire/bytes.ts";
 import type { Channel, ChannelRecord } from "../wire/channel.ts";
-import { LoginFailure, LoginRequiredError, ProtocolError } from "../errors.ts";
+import {
+  LoginFailure,
+  LoginRejectedError,
+  LoginRequiredError,
+  ProtocolError,
+} from "../errors.ts";
 import { raceSignal, sleep } from "../wire/deadline.ts";
 import { errorForClose } from "../wire/messages.ts";
 import { LoginStep, RecordKind } from "../wire/protocol.ts";
@@ -68,19 +75,41 @@ export interface UserDirectory {
    * @returns The count, or `null` (then the login option is used).
    */
   typicalIterations?(): number | null;
+  /**
+   * Registers `listener` for users removed from the directory (the user
+   * file changed), so a server can close their sessions.
+   *
+   * @param listener Called with the names removed by one change.
+   * @returns A function that unregisters the listener.
+   */
+  onUsersRemoved?(listener: (names: readonly string[]) => void): () => void;
 }
 
 /** Options of {@link loginAsClient}. */
 export interface ClientLoginOptions {
   /** Aborting fails the login with a `TimeoutError`. */
   signal?: AbortSignal;
+  /** The handshake's `SessionKeys.channelBinding`. */
+  channelBinding: Uint8Array;
+  /**
+   * Answer a server's legacy md5 request with the plaintext password. Off:
+   * anyone holding the pre-shared key could pose as the server and ask.
+   *
+   * @default {false}
+   */
+  allowLegacyLogin?: boolean;
 }
 
 /** Options of {@link loginAsServer}. */
 export interface ServerLoginOptions {
   /** Aborting fails the login with a `TimeoutError`. */
   signal?: AbortSignal;
-  /** Key of the stable fake salts given to unknown users. */
+  /** The handshake's `SessionKeys.channelBinding`; SCRAM must bind to it. */
+  channelBinding: Uint8Array;
+  /**
+   * The server secret (32 random bytes, never derived from the pre-shared
+   * key) that the stable fake salts of unknown users are derived from.
+   */
   fakeSaltKey: Uint8Array;
   /** Iterations of fake verifiers and of md5 upgrades. */
   iterations: number;
@@ -94,20 +123,26 @@ export interface ServerLoginOptions {
  * Logs in as `credentials.user` and checks the server's signature.
  *
  * @throws {LoginRejectedError} If the server refuses the user or password,
- *   asks for out-of-range iterations, or its signature is wrong.
+ *   asks for out-of-range iterations, its signature is wrong, or it asks
+ *   for the legacy plaintext method without `allowLegacyLogin`.
  * @throws {ClosedError} If the server closes for another reason.
  * @throws {TimeoutError} If `options.signal` aborts first.
  */
 export async function loginAsClient(
   channel: Channel,
   credentials: Credentials,
-  options: ClientLoginOptions = {},
+  options: ClientLoginOptions,
 ): Promise<void> {
-  const scram = new ScramClient(credentials.user, credentials.password);
+  const scram = new ScramClient(credentials.user, credentials.password, {
+    channelBinding: options.channelBinding,
+  });
   const steps = async () => {
     sendStep(channel, LoginStep.clientFirst, scram.clientFirst());
     const first = await receiveStep(channel, "server");
     if (first.step === LoginStep.legacyRequest) {
+      if (options.allowLegacyLogin !== true) {
+        throw new LoginRejectedError(LEGACY_REFUSED);
+      }
       sendStep(channel, LoginStep.legacyPassword, credentials.password);
       expectStep(
         await receiveStep(channel, "server"),
@@ -128,6 +163,45 @@ export async function loginAsClient(
   await raceSignal(steps(), options.signal, "Cannot log in: server too slow");
 }
 
+/** Why a client refuses a legacy md5 request (one line, names the flag). */
+const LEGACY_REFUSED =
+  "Cannot log in: the server asked for the legacy plaintext password method (md5); " +
+  "the password was not sent. Allow it only for a server you trust with " +
+  "--allow-legacy-login (connect() option allowLegacyLogin)";
+
+/**
+ * The verifier the server answers with: the user's, or a fake one for an
+ * unknown name. Both paths do the same work (the fake verifier is always
+ * built, and the iteration count is a stored value, not a scan of the
+ * users), so their timing does not tell known names from unknown ones.
+ *
+ * @param users The user directory.
+ * @param user The name the client gave.
+ * @param options The fake-salt key and the fallback iteration count.
+ * @returns The user's entry (`null` if unknown) and the verifier to use
+ *   (`null` for a legacy md5 user).
+ */
+export function verifierFor(
+  users: UserDirectory,
+  user: string,
+  options: Pick<
+    ServerLoginOptions,
+    "fakeSaltKey" | "iterations" | "allowedUsers"
+  >,
+): { known: UserVerifier | null; verifier: ScramVerifier | null } {
+  // A user the key does not allow is treated as unknown: a wrong password.
+  const known = options.allowedUsers?.includes(user) === false
+    ? null
+    : users.lookup(user);
+  const fake = fakeScramVerifier(
+    options.fakeSaltKey,
+    user,
+    users.typicalIterations?.() ?? options.iterations,
+  );
+  if (known === null) return { known, verifier: fake };
+  return { known, verifier: known.kind === "md5" ? null : known.scram };
+}
+
 /**
  * Runs the server side of a login.
  *
@@ -146,27 +220,25 @@ export async function loginAsServer(
   const steps = async () => {
     const first = await receiveStep(channel, "client");
     expectStep(first, LoginStep.clientFirst);
-    const scram = new ScramServer();
+    const scram = new ScramServer({ channelBinding: options.channelBinding });
     const user = scram.receiveClientFirst(first.text);
     await sleep(options.delayFor?.(user) ?? 0, options.signal);
-    // A user the key does not allow is treated as unknown: a wrong password.
-    const known = options.allowedUsers?.includes(user) === false
-      ? null
-      : users.lookup(user);
+    const { known, verifier } = verifierFor(users, user, options);
     if (known?.kind === "md5") {
       return await legacyLogin(channel, users, { ...options, user, known });
     }
-    const verifier: ScramVerifier = known?.scram ??
-      fakeScramVerifier(
-        options.fakeSaltKey,
-        user,
-        users.typicalIterations?.() ?? options.iterations,
-      );
+    if (verifier === null) throw new Error("Cannot log in: no verifier");
     sendStep(channel, LoginStep.serverFirst, scram.serverFirst(verifier));
     const final = await receiveStep(channel, "client");
     expectStep(final, LoginStep.clientFinal);
     const result = scram.receiveClientFinal(final.text);
     if (!known) throw new LoginFailure(user, "unknown user");
+    if (result.reason === "channel-bindings-dont-match") {
+      throw new LoginFailure(
+        user,
+        "channel binding differs: the login was made for another handshake (relayed?)",
+      );
+    }
     if (!result.ok) throw new LoginFailure(user, "wrong password");
     sendStep(channel, LoginStep.serverFinal, result.serverFinal);
     return user;

@@ -7,14 +7,16 @@
  *
  * This file puts nothing on the wire and runs no exchange: the state machines
  * are `ScramClient` (`scram_client.ts`) and `ScramServer` (`scram_server.ts`).
+ * Channel binding is doorman's own type, `doorman-handshake` (gs2 header
+ * `p=doorman-handshake,,`, binding data `SessionKeys.channelBinding`), so a
+ * login relayed between two handshakes fails (docs/protocol/login.md).
  * It does not carry messages (see `login.ts`), read user files (see
- * `userinfo.ts`), or support channel binding or authorization identities:
- * doorman's channel is already bound to a pre-shared key.
+ * `userinfo.ts`), or support authorization identities.
  *
  * @module
  */
 
-import { fromBase64, utf8 } from "../wire/bytes.ts";
+import { concatBytes, fromBase64, toBase64, utf8 } from "../wire/bytes.ts";
 import {
   hmacSha256,
   pbkdf2Sha256,
@@ -54,11 +56,34 @@ export const MAX_SCRAM_ITERATIONS = 10_000_000;
 
 /** Bytes of salt in a new verifier. */
 export const SALT_BYTES = 16;
-/** base64("n,,"): the gs2 header doorman clients send. */
+/** base64("n,,"): the `c=` value without channel binding (RFC 7677 vectors only). */
 export const CHANNEL_BINDING = "biws";
+/** The channel-binding type doorman clients and servers use. */
+export const CHANNEL_BINDING_TYPE = "doorman-handshake";
+/** The gs2 header a doorman client sends: `p=doorman-handshake,,`. */
+export const GS2_HEADER = `p=${CHANNEL_BINDING_TYPE},,`;
 /** A nonce: printable ASCII without ",". */
 export const NONCE_REGEXP = /^[\x21-\x2b\x2d-\x7e]+$/;
 const ATTRIBUTE_REGEXP = /^[a-zA-Z]=/;
+
+/**
+ * The `c=` value of client-final: base64 of the gs2 header followed by the
+ * binding data (RFC 5802 §7, `cbind-input`).
+ *
+ * @param gs2Header The gs2 header as sent in client-first (with its `,,`).
+ * @param bindingData The channel-binding data; empty without binding.
+ * @returns The base64 text.
+ * @example Usage
+ * ```ts
+ * channelBindingValue("n,,", new Uint8Array(0)); // "biws"
+ * ```
+ */
+export function channelBindingValue(
+  gs2Header: string,
+  bindingData: Uint8Array,
+): string {
+  return toBase64(concatBytes(utf8(gs2Header), bindingData));
+}
 
 /**
  * Turns a password into the bytes PBKDF2 hashes, as PostgreSQL does: ASCII

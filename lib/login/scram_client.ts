@@ -4,7 +4,9 @@
  * client-final and reads server-first and server-final, each method checks
  * that it runs at its step, and any failure is terminal.
  *
- * It does not carry messages (see `login.ts`) or support channel binding,
+ * With `channelBinding` it binds the exchange to the doorman handshake (gs2
+ * header `p=doorman-handshake,,`); without it (RFC 7677 vectors only) it
+ * sends `n,,`. It does not carry messages (see `login.ts`) or support
  * authorization identities or mandatory extensions. The pieces it shares
  * with the server side live in `scram.ts`.
  *
@@ -21,10 +23,11 @@ import {
 import { LoginRejectedError } from "../errors.ts";
 import { saslprep } from "./saslprep.ts";
 import {
-  CHANNEL_BINDING,
+  channelBindingValue,
   checkNonce,
   decodeBase64,
   deriveKeys,
+  GS2_HEADER,
   malformed,
   MAX_SCRAM_ITERATIONS,
   MIN_SCRAM_ITERATIONS,
@@ -46,6 +49,14 @@ export interface ScramClientOptions {
   readonly minIterations?: number;
   /** Most iterations the server may ask for. @default {10000000} */
   readonly maxIterations?: number;
+  /**
+   * The handshake's `SessionKeys.channelBinding`: the exchange then uses
+   * the gs2 header `p=doorman-handshake,,`. Without it the header is `n,,`
+   * (for the RFC 7677 test vectors; a doorman server refuses it).
+   *
+   * @default {undefined}
+   */
+  readonly channelBinding?: Uint8Array;
 }
 
 type ClientStep = "first" | "final" | "verify" | "done" | "busy" | "failed";
@@ -71,6 +82,8 @@ export class ScramClient {
   #minIterations: number;
   #maxIterations: number;
   #clientFirstBare = "";
+  #gs2Header: string;
+  #bindingData: Uint8Array;
   #serverSignature: Uint8Array = new Uint8Array(0);
 
   /**
@@ -90,6 +103,9 @@ export class ScramClient {
     this.#nonce = checkNonce(
       options?.nonce ?? toBase64(randomBytes(CLIENT_NONCE_BYTES)),
     );
+    const binding = options?.channelBinding;
+    this.#gs2Header = binding ? GS2_HEADER : "n,,";
+    this.#bindingData = binding ? binding.slice() : new Uint8Array(0);
     this.#minIterations = options?.minIterations ?? MIN_SCRAM_ITERATIONS;
     this.#maxIterations = options?.maxIterations ?? MAX_SCRAM_ITERATIONS;
     if (
@@ -102,21 +118,23 @@ export class ScramClient {
   /**
    * Builds the client-first message.
    *
-   * @returns `n,,n=<user>,r=<client nonce>`.
+   * @returns `p=doorman-handshake,,n=<user>,r=<client nonce>` (with
+   *   binding) or `n,,n=<user>,r=<client nonce>`.
    * @throws {Error} If called at another step.
    */
   clientFirst(): string {
     this.#enter("first", "build client-first message");
     this.#clientFirstBare = `n=${this.#userName},r=${this.#nonce}`;
     this.#step = "final";
-    return `n,,${this.#clientFirstBare}`;
+    return `${this.#gs2Header}${this.#clientFirstBare}`;
   }
 
   /**
    * Reads the server-first message and builds the client-final message.
    *
    * @param serverFirst `r=<nonce>,s=<salt>,i=<iterations>`.
-   * @returns `c=biws,r=<nonce>,p=<client proof>`.
+   * @returns `c=<base64(gs2 header ‖ binding data)>,r=<nonce>,p=<client
+   *   proof>`.
    * @throws {ProtocolError} If the message is malformed or the server nonce
    *   does not extend the client nonce.
    * @throws {LoginRejectedError} If the iteration count is out of range.
@@ -140,7 +158,8 @@ export class ScramClient {
     }
     const clientKey = hmacSha256(saltedPassword, utf8("Client Key"));
     const { storedKey, serverKey } = deriveKeys(saltedPassword);
-    const withoutProof = `c=${CHANNEL_BINDING},r=${nonce}`;
+    const binding = channelBindingValue(this.#gs2Header, this.#bindingData);
+    const withoutProof = `c=${binding},r=${nonce}`;
     const authMessage = utf8(
       `${this.#clientFirstBare},${serverFirst},${withoutProof}`,
     );

@@ -5,8 +5,10 @@
  * server-final, checks the proof in constant time, and any failure is
  * terminal. `fakeScramVerifier` stands in for a user who does not exist.
  *
- * It does not carry messages (see `login.ts`), look up users (see
- * `user_store.ts`), or support channel binding or authorization identities.
+ * With `channelBinding` it requires the client to bind the exchange to the
+ * doorman handshake (gs2 header `p=doorman-handshake,,`) and refuses `n` and
+ * `y`. It does not carry messages (see `login.ts`), look up users (see
+ * `user_store.ts`), or support authorization identities.
  * The pieces it shares with the client side live in `scram.ts`.
  *
  * @module
@@ -20,7 +22,8 @@ import {
   sha256,
 } from "../wire/crypto.ts";
 import {
-  CHANNEL_BINDING,
+  CHANNEL_BINDING_TYPE,
+  channelBindingValue,
   checkNonce,
   decodeBase64,
   malformed,
@@ -67,7 +70,20 @@ export function fakeScramVerifier(
 export interface ScramServerOptions {
   /** Fixed server nonce part, for test vectors only. @default 18 random bytes, base64 */
   readonly nonce?: string;
+  /**
+   * The handshake's `SessionKeys.channelBinding`. With it, the client must
+   * send the gs2 header `p=doorman-handshake,,` and bind to exactly these
+   * bytes; without it (RFC 7677 vectors only) only `n,,` is accepted.
+   *
+   * @default {undefined}
+   */
+  readonly channelBinding?: Uint8Array;
 }
+
+/** Why {@link ScramServer.receiveClientFinal} refused a login. */
+export type ScramFailureReason =
+  | "invalid-proof"
+  | "channel-bindings-dont-match";
 
 type ServerStep = "first" | "verifier" | "final" | "done" | "busy" | "failed";
 
@@ -92,6 +108,8 @@ export class ScramServer {
   #nonce = "";
   #serverFirst = "";
   #verifier: ScramVerifier | null = null;
+  #bindingData: Uint8Array | null;
+  #gs2Header = "";
 
   /**
    * Starts a server exchange for one login attempt.
@@ -103,32 +121,32 @@ export class ScramServer {
     this.#serverNonce = checkNonce(
       options?.nonce ?? toBase64(randomBytes(SERVER_NONCE_BYTES)),
     );
+    this.#bindingData = options?.channelBinding?.slice() ?? null;
   }
 
   /**
    * Reads the client-first message.
    *
-   * @param clientFirst `n,,n=<user>,r=<client nonce>`.
+   * @param clientFirst `p=doorman-handshake,,n=<user>,r=<client nonce>`
+   *   (with `channelBinding`) or `n,,n=<user>,r=<client nonce>`.
    * @returns The user name, unescaped.
-   * @throws {ProtocolError} If the message is malformed, asks for channel
-   *   binding, or names an authorization identity.
+   * @throws {ProtocolError} If the message is malformed, its gs2 flag is not
+   *   the one required (`n` or `y` when binding is required, another binding
+   *   type), or it names an authorization identity.
    * @throws {Error} If called at another step.
    */
   receiveClientFirst(clientFirst: string): string {
     this.#enter("first", "read client-first message");
     const [flag, authzid, ...bare] = clientFirst.split(",");
-    if (flag === "y" || flag.startsWith("p=")) {
-      throw malformed("client-first", "channel binding is not supported");
-    }
     if (authzid?.startsWith("a=")) {
       throw malformed(
         "client-first",
         "authorization identity is not supported",
       );
     }
-    if (flag !== "n" || authzid !== "") {
-      throw malformed("client-first", "bad gs2 header");
-    }
+    if (authzid !== "") throw malformed("client-first", "bad gs2 header");
+    checkGs2Flag(flag, this.#bindingData !== null);
+    this.#gs2Header = `${flag},,`;
     this.#clientFirstBare = bare.join(",");
     const [user, nonce] = splitAttributes(
       this.#clientFirstBare,
@@ -169,16 +187,18 @@ export class ScramServer {
   /**
    * Reads the client-final message and checks the proof in constant time.
    *
-   * @param clientFinal `c=biws,r=<nonce>,p=<client proof>`.
+   * @param clientFinal `c=<base64(gs2 header ‖ binding data)>,r=<nonce>,
+   *   p=<client proof>`.
    * @returns `ok` and the server-final message to send: `v=<server
-   *   signature>` if the proof is right, else `e=invalid-proof`.
-   * @throws {ProtocolError} If the message is malformed, or its channel
-   *   binding or nonce differ from the exchange's.
+   *   signature>` if the binding and proof are right, else
+   *   `e=channel-bindings-dont-match` or `e=invalid-proof` (`reason`).
+   * @throws {ProtocolError} If the message is malformed or its nonce differs
+   *   from the exchange's.
    * @throws {Error} If called at another step.
    */
   receiveClientFinal(
     clientFinal: string,
-  ): { ok: boolean; serverFinal: string } {
+  ): { ok: boolean; serverFinal: string; reason?: ScramFailureReason } {
     this.#enter("final", "read client-final message");
     const verifier = this.#verifier;
     if (verifier === null) throw new Error("Cannot read client-final message");
@@ -191,11 +211,18 @@ export class ScramServer {
     ) {
       throw malformed("client-final", "expected c=, r=, then p=");
     }
-    if (binding[1] !== CHANNEL_BINDING) {
-      throw malformed("client-final", "channel binding data differs");
-    }
     if (nonce[1] !== this.#nonce) {
       throw malformed("client-final", "nonce differs");
+    }
+    const expectedBinding = channelBindingValue(
+      this.#gs2Header,
+      this.#bindingData ?? new Uint8Array(0),
+    );
+    if (!constantTimeEqual(utf8(binding[1]), utf8(expectedBinding))) {
+      // A login relayed from another handshake: refused like a wrong proof.
+      this.#step = "done";
+      const reason = "channel-bindings-dont-match";
+      return { ok: false, serverFinal: `e=${reason}`, reason };
     }
     const clientProof = decodeBase64(proof[1], "client-final");
     if (clientProof.length !== verifier.storedKey.length) {
@@ -209,7 +236,9 @@ export class ScramServer {
     const clientKey = xorBytes(clientProof, clientSignature);
     const ok = constantTimeEqual(sha256(clientKey), verifier.storedKey);
     this.#step = "done";
-    if (!ok) return { ok, serverFinal: "e=invalid-proof" };
+    if (!ok) {
+      return { ok, serverFinal: "e=invalid-proof", reason: "invalid-proof" };
+    }
     const serverSignature = hmacSha256(verifier.serverKey, authMessage);
     return { ok, serverFinal: `v=${toBase64(serverSignature)}` };
   }
@@ -220,4 +249,29 @@ export class ScramServer {
     this.#step = current === expected ? "busy" : "failed";
     if (current !== expected) throw new Error(`Cannot ${action}: wrong step`);
   }
+}
+
+/**
+ * Checks the gs2 channel-binding flag of client-first (RFC 5802 §6, §7).
+ * With binding required, only `p=doorman-handshake` passes: `n` (client
+ * does not bind) and `y` (client thinks the server cannot bind) are what a
+ * relaying or downgrading man in the middle would send. Without binding,
+ * only `n` passes.
+ */
+function checkGs2Flag(flag: string, bindingRequired: boolean): void {
+  if (!bindingRequired) {
+    if (flag === "n") return;
+    throw malformed("client-first", "channel binding is not supported");
+  }
+  if (flag === `p=${CHANNEL_BINDING_TYPE}`) return;
+  if (flag === "n" || flag === "y") {
+    throw malformed(
+      "client-first",
+      `channel binding "${CHANNEL_BINDING_TYPE}" is required, client sent "${flag}"`,
+    );
+  }
+  if (flag.startsWith("p=")) {
+    throw malformed("client-first", "unsupported channel binding type");
+  }
+  throw malformed("client-first", "bad gs2 header");
 }

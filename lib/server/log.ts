@@ -41,6 +41,7 @@ export type LogEventName =
   | "keys_reload_failed"
   | "keys_revoked"
   | "user_upgraded"
+  | "server_secret_created"
   | "warning"
   | "error";
 

@@ -2,8 +2,10 @@
  * The server core: accepts TCP connections and runs each one through the
  * layers (handshake → channel → login → session → handler), under the
  * limits that keep the server alive: one deadline for handshake plus login,
- * an idle timeout, bounded outgoing queues, and (admission.ts) connection
- * caps and penalties. Every event goes to the logger in the options; a
+ * pings to quiet clients and an optional idle timeout (one sweeper for all
+ * sessions, not a timer each), bounded outgoing queues, and (admission.ts)
+ * connection caps and penalties. A user removed from the user file has
+ * their sessions closed (code 10). Every event goes to the logger in the options; a
  * failure in one connection closes that connection only.
  *
  * It does not parse flags or print: server.ts and lib/cli/ do.
@@ -17,9 +19,7 @@ import {
   closeQuietly,
   rejectConnection,
 } from "./admission.ts";
-import { utf8 } from "../wire/bytes.ts";
 import { type Channel, openChannel } from "../wire/channel.ts";
-import { hmacSha256 } from "../wire/crypto.ts";
 import { describeError } from "../errors.ts";
 import { FrameReader } from "../wire/framing.ts";
 import { handshakeAsServer } from "../wire/handshake.ts";
@@ -149,10 +149,8 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
       capMs: Math.min(settings.penaltyCapMs, settings.loginTimeoutMs / 4),
       refuseAfter: Number.MAX_SAFE_INTEGER,
     }),
-    fakeSaltKey: hmacSha256(
-      options.psk ?? keys.find(keys.ids()[0])?.psk ?? keys.decoy,
-      utf8("doorman fake salt key"),
-    ),
+    // Never derived from the pre-shared key: every client holds that.
+    fakeSaltKey: settings.serverSecret,
     sessions: new Set(),
     starting: new Set(),
     shuttingDown: false,
@@ -171,6 +169,9 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   const tasks = new Set<Promise<void>>();
   const sweeper = startIdleSweeper(ctx);
   const stopRevoking = keys.onRevoked((ids) => closeRevoked(ctx, ids));
+  const stopWatchingUsers = ctx.users?.onUsersRemoved?.((names) =>
+    closeSessionsOf(names, ctx)
+  );
   const accepting = acceptLoop(listener, ctx, tasks);
   const finished = Promise.withResolvers<void>();
   let stopping: Promise<void> | null = null;
@@ -187,6 +188,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
         stopped,
       }).then(() => {
         stopRevoking();
+        stopWatchingUsers?.();
         finished.resolve();
       }),
     finished: finished.promise,
@@ -280,6 +282,7 @@ async function authenticate(
     const user = ctx.users
       ? await loginAsServer(channel, ctx.users, {
         signal: deadline.signal,
+        channelBinding: keys.channelBinding,
         fakeSaltKey: ctx.fakeSaltKey,
         iterations: ctx.options.iterations,
         delayFor: (name) => ctx.userPenalties.delayFor(`user:${name}`),
@@ -369,20 +372,41 @@ function closeRevoked(ctx: Context, ids: ReadonlySet<string>): void {
   }
 }
 
+/**
+ * The one timer of the whole server: closes sessions idle past the idle
+ * timeout (if set) and pings quiet clients, closing unresponsive ones.
+ */
 function startIdleSweeper(
   ctx: Context,
 ): ReturnType<typeof setInterval> | null {
   const idle = ctx.options.idleTimeoutMs;
-  if (idle <= 0) return null;
-  const every = Math.max(10, Math.min(5000, Math.floor(idle / 4)));
+  const ping = ctx.options.pingIntervalMs;
+  const periods = [idle, ping].filter((ms) => ms > 0);
+  if (periods.length === 0) return null;
+  const shortest = Math.min(...periods);
+  const every = Math.max(10, Math.min(5000, Math.floor(shortest / 4)));
   return setInterval(() => {
-    const cutoff = Date.now() - idle;
+    const now = Date.now();
+    const cutoff = now - idle;
     for (const session of ctx.sessions) {
-      if (session.lastActivity < cutoff) {
+      if (idle > 0 && session.lastActivity < cutoff) {
         session.close(CloseCode.idleTimeout, "idle timeout");
+      } else {
+        session.checkLiveness(now, ping);
       }
     }
   }, every);
+}
+
+/** Closes the sessions of users just removed from the user file. */
+function closeSessionsOf(names: readonly string[], ctx: Context): void {
+  const removed = new Set(names);
+  for (const session of ctx.sessions) {
+    if (session.user !== null && removed.has(session.user)) {
+      // Logged as "closed", reason "user removed", once the session ends.
+      session.close(CloseCode.userRemoved, "user removed");
+    }
+  }
 }
 
 async function shutdownServer(

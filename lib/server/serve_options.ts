@@ -20,6 +20,8 @@ import {
   MAX_SCRAM_ITERATIONS,
   MIN_SCRAM_ITERATIONS,
 } from "../login/scram.ts";
+import { randomBytes } from "../wire/crypto.ts";
+import { DEFAULT_PING_INTERVAL_MS } from "../wire/liveness.ts";
 import { parseAddressList } from "./address.ts";
 
 /** The longest delay a timer holds, in ms (2^31 − 1). */
@@ -35,7 +37,7 @@ const MAX_TIMER_MS = 2_147_483_647;
  *   host: "0.0.0.0",
  *   port: 9000,
  *   psk: new TextEncoder().encode("a shared secret of 16+ bytes"),
- *   idleTimeoutMs: 60_000,
+ *   pingIntervalMs: 30_000,
  * };
  * ```
  */
@@ -96,9 +98,11 @@ export interface ServeOptions {
    */
   loginTimeoutMs?: number;
   /**
-   * Close sessions silent for this long, in ms; 0 never.
+   * Close sessions that exchanged no message (either way) for this long,
+   * in ms; 0 never. Pings do not count: a quiet client that answers pings
+   * stays connected unless this is set.
    *
-   * @default {600000}
+   * @default {0}
    */
   idleTimeoutMs?: number;
   /**
@@ -138,6 +142,24 @@ export interface ServeOptions {
    */
   iterations?: number;
   /**
+   * The server secret (at least 16 bytes, server-only, never the pre-shared
+   * key) from which the stable fake salts of unknown user names derive.
+   * Give a persisted one (`loadServerSecret`, as `server.ts` does): the
+   * default changes on every start, so a name's fake salt would change
+   * across restarts while a real user's does not.
+   *
+   * @default 32 random bytes per `serve()` call
+   */
+  serverSecret?: Uint8Array;
+  /**
+   * After this many ms without hearing from a client, send it a ping; a
+   * client silent for 3 intervals is closed with code 11
+   * (`peerUnresponsive`). 0 turns pings off.
+   *
+   * @default {30000}
+   */
+  pingIntervalMs?: number;
+  /**
    * How long `shutdown()` lets messages in flight finish, in ms.
    *
    * @default {5000}
@@ -167,7 +189,7 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     maxConnections: options.maxConnections ?? 10_000,
     maxStartups: options.maxStartups ?? 128,
     loginTimeoutMs: options.loginTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
-    idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 0,
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     maxQueueBytes: options.maxQueueBytes ?? 4 * 1024 * 1024,
     penaltyBaseMs: options.penaltyBaseMs ?? 1000,
@@ -175,7 +197,18 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     penaltyExempt: options.penaltyExempt ?? [],
     iterations: options.iterations ?? DEFAULT_SCRAM_ITERATIONS,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
+    serverSecret: options.serverSecret ?? randomBytes(32),
+    pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
   };
+  if (!(settings.serverSecret instanceof Uint8Array)) {
+    throw new TypeError("Cannot serve: serverSecret must be a Uint8Array");
+  }
+  if (settings.serverSecret.length < 16) {
+    throw new RangeError(
+      "Cannot serve: serverSecret must be at least 16 bytes",
+    );
+  }
+  checkMs("pingIntervalMs", settings.pingIntervalMs, 0);
   if (settings.psk !== undefined && !(settings.psk instanceof Uint8Array)) {
     throw new TypeError("Cannot serve: psk must be a Uint8Array");
   }

@@ -25,6 +25,12 @@ import {
   type CloseCodeValue,
   RecordKind,
 } from "../wire/protocol.ts";
+import {
+  answerLiveness,
+  livenessVerdict,
+  sendPing,
+  unresponsiveReason,
+} from "../wire/liveness.ts";
 
 /**
  * One message from the client, handed to the handler by iterating a
@@ -162,6 +168,8 @@ export class Session implements AsyncIterable<IncomingMessage> {
   #closing: { code: CloseCodeValue; reason: string } | null = null;
   #receiving = false;
   #lastActivity = Date.now();
+  #heardAt = this.#lastActivity;
+  #pingedAt = 0;
   // Made on first use: idle read path (framing.ts).
   #closed: PromiseWithResolvers<void> | null = null;
   #isClosed = false;
@@ -184,12 +192,42 @@ export class Session implements AsyncIterable<IncomingMessage> {
   }
 
   /**
-   * Milliseconds since the epoch of the last message from the client.
+   * Milliseconds since the epoch of the last message, either way (a
+   * message, reply, acknowledgement or push; not a ping).
    *
    * @returns A `Date.now()` timestamp.
    */
   get lastActivity(): number {
     return this.#lastActivity;
+  }
+
+  /**
+   * Called by the server's sweeper with the time and the ping interval:
+   * pings a client silent for an interval, and closes one silent for 3
+   * with code 11 (`peerUnresponsive`). While the session is not reading
+   * (the handler holds a message or does not iterate) it does neither.
+   *
+   * @param now `Date.now()`.
+   * @param intervalMs The ping interval; 0 does nothing.
+   */
+  checkLiveness(now: number, intervalMs: number): void {
+    if (this.#end) return;
+    // Not reading (the handler holds a message, or never iterates): the
+    // client cannot be heard, so it is not judged.
+    if (!this.#receiving) this.#heardAt = now;
+    if (now - this.#heardAt < intervalMs) return; // the common case, no garbage
+    const clock = { heardAt: this.#heardAt, pingedAt: this.#pingedAt };
+    const verdict = livenessVerdict(clock, { now, intervalMs });
+    if (verdict === "unresponsive") {
+      this.#finish(CloseCode.peerUnresponsive, unresponsiveReason(intervalMs));
+    } else if (verdict === "ping" && !this.#closing) {
+      this.#pingedAt = now;
+      try {
+        sendPing(this.#channel, now);
+      } catch (error) {
+        this.#fail(error);
+      }
+    }
   }
 
   /**
@@ -302,13 +340,15 @@ export class Session implements AsyncIterable<IncomingMessage> {
       let message: IncomingMessage | null = null;
       try {
         const record = await this.#channel.receive();
-        this.#lastActivity = Date.now();
+        this.#heardAt = Date.now();
+        if (record !== null && answerLiveness(this.#channel, record)) continue;
         if (record === null) {
           const info = this.#channel.closeInfo;
           this.#finish(CloseCode.normal, info?.reason || "client closed");
         } else if (record.kind !== RecordKind.message) {
           throw new ProtocolError(`Unexpected record kind ${record.kind}`);
         } else {
+          this.#lastActivity = this.#heardAt;
           message = this.#accept(record.body);
         }
       } catch (error) {
@@ -367,6 +407,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
     }
     try {
       this.#channel.send(kind, ...parts);
+      this.#lastActivity = Date.now();
       return true;
     } catch (error) {
       this.#fail(error);

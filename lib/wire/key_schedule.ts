@@ -72,6 +72,9 @@ export class Transcript {
   }
 }
 
+/** HKDF-Expand `info` prefix of {@link SessionKeys.channelBinding} (UTF-8). */
+export const SCRAM_BINDING_LABEL = "doorman v2 scram binding";
+
 /** The preamble this code sends: magic then version. */
 export function encodePreamble(version = PROTOCOL_VERSION): Uint8Array {
   return concatBytes(PROTOCOL_MAGIC, Uint8Array.of(version));

@@ -84,6 +84,10 @@ export const RecordKind = {
   ack: 0x12,
   /** Server to client: an unsolicited message (chat from others). */
   push: 0x13,
+  /** Either way: are you there? body = 8 opaque bytes (docs/protocol/liveness.md). */
+  ping: 0x20,
+  /** Either way: the answer to a ping, body = the ping's 8 bytes. */
+  pong: 0x21,
   /** Either way: authenticated close, body = reason code + UTF-8 text. */
   close: 0x7e,
 } as const;
@@ -122,6 +126,10 @@ export const CloseCode = {
   handlerError: 8,
   /** The key this session authenticated with was removed from the ring. */
   keyRevoked: 9,
+  /** The user was removed from the server's user file. */
+  userRemoved: 10,
+  /** The peer answered nothing, not even pings, for several ping intervals. */
+  peerUnresponsive: 11,
 } as const;
 /**
  * One of the values of {@link CloseCode}.

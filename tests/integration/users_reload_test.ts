@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { toHex, utf8 } from "../../lib/wire/bytes.ts";
 import { connect } from "../../lib/client/connect.ts";
 import { LoginRejectedError } from "../../lib/errors.ts";
+import { CloseCode } from "../../lib/wire/protocol.ts";
 import { createScramVerifier } from "../../lib/login/scram.ts";
 import { updateUserinfo } from "../../lib/users/user_store.ts";
 import { removeUser, setUser } from "../../lib/users/userinfo.ts";
@@ -45,7 +46,7 @@ Deno.test("UserStore.watch() lets a user added while clients are connected log i
   ]);
 });
 
-Deno.test("UserStore.reload() (SIGHUP) removes a user for new logins but not for open sessions", async () => {
+Deno.test("UserStore.reload() (SIGHUP) removes a user for new logins and closes their open sessions (code 10)", async () => {
   await using ts = await startTestServer({
     users: { alex: "alex pw", bob: "bob pw" },
     penaltyExempt: ["127.0.0.1"],
@@ -58,7 +59,7 @@ Deno.test("UserStore.reload() (SIGHUP) removes a user for new logins but not for
   );
   await ts.users?.reload();
   assert.equal(ts.users?.lookup("alex"), null);
-  assert.equal(text(await alex.request("still in")), "still in");
+  assert.equal((await alex.closed)?.code, CloseCode.userRemoved);
   await assert.rejects(
     ts.connect({ user: "alex", password: "alex pw" }),
     LoginRejectedError,

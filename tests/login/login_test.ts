@@ -90,6 +90,7 @@ async function channelPair(): Promise<
 }
 
 const SERVER_OPTIONS: ServerLoginOptions = {
+  channelBinding: KEYS.channelBinding,
   fakeSaltKey: FAKE_SALT_KEY,
   iterations: TEST_ITERATIONS,
 };
@@ -103,6 +104,7 @@ async function login(
   user: string,
   password: string,
   options: Partial<ServerLoginOptions> = {},
+  clientOptions: { allowLegacyLogin?: boolean } = {},
 ) {
   await using pair = await channelPair();
   const [server, client] = await Promise.allSettled([
@@ -111,7 +113,10 @@ async function login(
         await pair.server.close(CloseCode.loginFailed, "login failed");
         throw error;
       }),
-    loginAsClient(pair.client, { user, password }),
+    loginAsClient(pair.client, { user, password }, {
+      channelBinding: KEYS.channelBinding,
+      ...clientOptions,
+    }),
   ]);
   return { server, client };
 }
@@ -203,7 +208,7 @@ Deno.test("loginAsServer() runs the legacy md5 exchange and asks for the upgrade
   const users = await directory({}, { old: "old password" });
   const { server, client } = await login(users, "old", "old password", {
     iterations: 5000,
-  });
+  }, { allowLegacyLogin: true });
   assert.deepEqual(server, { status: "fulfilled", value: "old" });
   assert.equal(client.status, "fulfilled");
   assert.deepEqual(users.upgrades, [["old", "old password", 5000]]);
@@ -211,7 +216,9 @@ Deno.test("loginAsServer() runs the legacy md5 exchange and asks for the upgrade
 
 Deno.test("loginAsServer() rejects a wrong legacy password without upgrading", async () => {
   const users = await directory({}, { old: "old password" });
-  const { server, client } = await login(users, "old", "not it");
+  const { server, client } = await login(users, "old", "not it", {}, {
+    allowLegacyLogin: true,
+  });
   const failure = (server as PromiseRejectedResult).reason;
   assert.ok(failure instanceof LoginFailure);
   assert.equal(failure.message, "wrong password (legacy md5)");
@@ -303,7 +310,9 @@ Deno.test("loginAsClient() rejects a server that does not hold the user's verifi
 
 Deno.test("loginAsClient() refuses a server asking for too few iterations", async () => {
   await using pair = await channelPair();
-  const client = loginAsClient(pair.client, { user: "alex", password: "pw" });
+  const client = loginAsClient(pair.client, { user: "alex", password: "pw" }, {
+    channelBinding: KEYS.channelBinding,
+  });
   const first = await receiveLoginStep(pair.server);
   assert.equal(first?.step, LoginStep.clientFirst);
   const nonce = first!.text.split("r=")[1];
@@ -324,7 +333,11 @@ Deno.test("serve() logs in a legacy md5 user, upgrades the line to SCRAM, then S
     penaltyBaseMs: 1,
   });
   assert.equal(ts.users?.lookup("alex")?.kind, "md5");
-  const first = await ts.connect({ user: "alex", password: "123456" });
+  const first = await ts.connect({
+    user: "alex",
+    password: "123456",
+    allowLegacyLogin: true,
+  });
   assert.equal(decoder.decode(await first.request("hi")), "hi");
   await first.close();
   const upgraded = (await readUserinfoFile(ts.userinfoPath)).lines.find(
@@ -362,7 +375,7 @@ Deno.test("serve() leaves the userinfo file byte-identical after a wrong passwor
   });
   const before = await Deno.readFile(ts.userinfoPath);
   await assert.rejects(
-    ts.connect({ user: "alex", password: "654321" }),
+    ts.connect({ user: "alex", password: "654321", allowLegacyLogin: true }),
     LoginRejectedError,
   );
   assert.deepEqual(await Deno.readFile(ts.userinfoPath), before);
@@ -397,7 +410,9 @@ Deno.test("serve() makes an unknown user and a wrong password indistinguishable 
   for (const user of ["alex", "mallory"]) {
     await using raw = await rawChannel(ts.port, ts.psk);
     await assert.rejects(
-      loginAsClient(raw.channel, { user, password: "wrong" }),
+      loginAsClient(raw.channel, { user, password: "wrong" }, {
+        channelBinding: raw.keys.channelBinding,
+      }),
       LoginRejectedError,
     );
     closes.push(raw.channel.closeInfo);

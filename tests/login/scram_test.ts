@@ -103,6 +103,7 @@ Deno.test("ScramServer answers e=invalid-proof to a wrong password", async () =>
   assert.deepEqual(server.receiveClientFinal(clientFinal), {
     ok: false,
     serverFinal: "e=invalid-proof",
+    reason: "invalid-proof",
   });
 });
 
@@ -244,13 +245,23 @@ Deno.test("ScramServer.receiveClientFirst() rejects malformed client-first messa
   }
 });
 
+Deno.test("ScramServer answers e=channel-bindings-dont-match to a c= other than its own", async () => {
+  const [withoutProof, proof] = RFC.clientFinal.split(",p=");
+  const nonce = withoutProof.slice("c=biws,".length);
+  const server = await rfcServerAwaitingFinal();
+  assert.deepEqual(server.receiveClientFinal(`c=eSws,${nonce},p=${proof}`), {
+    ok: false,
+    serverFinal: "e=channel-bindings-dont-match",
+    reason: "channel-bindings-dont-match",
+  });
+});
+
 Deno.test("ScramServer.receiveClientFinal() rejects malformed client-final messages", async () => {
   const [withoutProof, proof] = RFC.clientFinal.split(",p=");
   const nonce = withoutProof.slice("c=biws,".length);
   const malformed = [
     "",
     withoutProof, // no proof
-    `c=eSws,${nonce},p=${proof}`, // y,, channel binding
     `c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDX,p=${proof}`, // other nonce
     `${nonce},c=biws,p=${proof}`, // wrong order
     `c=biws,p=${proof}`, // no nonce
@@ -458,6 +469,7 @@ Deno.test("fakeScramVerifier() gives a stable salt per user and keys no proof ma
   assert.deepEqual(server.receiveClientFinal(clientFinal), {
     ok: false,
     serverFinal: "e=invalid-proof",
+    reason: "invalid-proof",
   });
 });
 
