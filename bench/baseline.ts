@@ -1,8 +1,8 @@
 /**
  * The bench's baseline, the limit on this machine: plain `Deno.listen` /
  * `Deno.connect` with doorman's 4-byte length framing (`lib/wire/framing.ts`) and
- * no handshake, login or encryption. Writes are coalesced by the same
- * `takeWriteBatch` as `lib/wire/channel.ts` (small frames queued while a write is
+ * no handshake, login or encryption. Writes go through the same
+ * `FrameWriter` as `lib/wire/channel.ts` (small frames queued while a write is
  * in flight leave together), so the comparison isolates doorman's own cost.
  *
  * Services mirror the doorman ones: `echo` answers each frame with itself,
@@ -15,12 +15,7 @@
  * @module
  */
 
-import {
-  encodeFrame,
-  FrameReader,
-  takeWriteBatch,
-  writeAll,
-} from "../lib/wire/framing.ts";
+import { encodeFrame, FrameReader, FrameWriter } from "../lib/wire/framing.ts";
 
 /** What a bench server does with each message. */
 export type ServiceName = "echo" | "sink" | "chat";
@@ -28,44 +23,6 @@ export type ServiceName = "echo" | "sink" | "chat";
 /** Largest frame the baseline accepts: the bulk workload's 64 KiB and more. */
 export const MAX_RAW_FRAME_BYTES = 1024 * 1024;
 const EMPTY_FRAME = new Uint8Array(4);
-
-/**
- * Queues frames and writes them, joining those queued while a write is in
- * flight. The queue spans calls, hence a class.
- */
-export class FrameWriter {
-  #conn: Deno.Conn;
-  #pending: Uint8Array[] = [];
-  #writing = false;
-  #error: Error | null = null;
-
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  /** Queues one whole frame (header included). */
-  write(frame: Uint8Array): void {
-    if (this.#error) throw this.#error;
-    this.#pending.push(frame);
-    if (!this.#writing) {
-      this.#writing = true;
-      queueMicrotask(() => this.#pump());
-    }
-  }
-
-  async #pump(): Promise<void> {
-    try {
-      while (this.#pending.length > 0) {
-        await writeAll(this.#conn, takeWriteBatch(this.#pending));
-      }
-    } catch (error) {
-      this.#error = error instanceof Error ? error : new Error(String(error));
-      this.#pending = [];
-    } finally {
-      this.#writing = false;
-    }
-  }
-}
 
 /** A running baseline server. */
 export interface BaselineServer {

@@ -93,6 +93,15 @@ export interface BenchServerOptions {
   maxStartups?: number;
 }
 
+/**
+ * `--cpu-prof` flags when `BENCH_CPU_PROF` names a directory: each bench
+ * server then writes a V8 CPU profile there when it exits.
+ */
+function profileFlags(): string[] {
+  const dir = Deno.env.get("BENCH_CPU_PROF");
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+}
+
 /** Starts `server_process.ts` and waits for its `listening on` line. */
 export async function startBenchServer(
   options: BenchServerOptions,
@@ -105,6 +114,7 @@ export async function startBenchServer(
     "--allow-env=BENCH_PSK",
     "--allow-sys",
     "--v8-flags=--expose-gc",
+    ...profileFlags(),
     script,
     `--mode=${options.mode}`,
     `--service=${options.service}`,

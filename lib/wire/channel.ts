@@ -19,7 +19,7 @@ import {
   KeyRejectedError,
   ProtocolError,
 } from "../errors.ts";
-import { takeWriteBatch, writeAll } from "./framing.ts";
+import { FrameWriter } from "./framing.ts";
 import type { FramedConn } from "./framing.ts";
 import type { SessionKeys } from "./key_schedule.ts";
 import {
@@ -79,16 +79,13 @@ export class Channel {
   #sendCounter = 0;
   #receiveCounter = 0;
   #maxRecordBytes: number;
-  #pending: Uint8Array[] = [];
-  #pendingBytes = 0;
-  #writing = false;
-  #writeError: Error | null = null;
-  #flushWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+  #writer: FrameWriter;
   #closeInfo: CloseInfo | null = null;
   #closed = false;
 
   constructor(framed: FramedConn, keys: SessionKeys, options: ChannelOptions) {
     this.#framed = framed;
+    this.#writer = new FrameWriter(framed.conn);
     const client = options.role === "client";
     this.#sendKey = client ? keys.clientToServer : keys.serverToClient;
     this.#receiveKey = client ? keys.serverToClient : keys.clientToServer;
@@ -102,7 +99,7 @@ export class Channel {
 
   /** Sealed bytes waiting to be written. */
   get queuedBytes(): number {
-    return this.#pendingBytes;
+    return this.#writer.queuedBytes;
   }
 
   /** Sets the largest record accepted from now on (raised after login). */
@@ -168,7 +165,8 @@ export class Channel {
    * @throws {ConnectionError} If an earlier write failed.
    */
   send(kind: number, ...parts: Uint8Array[]): void {
-    if (this.#writeError) throw this.#writeError;
+    const writeError = this.#writer.error;
+    if (writeError) throw writeError;
     if (this.#closed) throw new ClosedError("Cannot send: channel closed");
     if (this.#sendCounter >= MAX_COUNTER) {
       throw new ProtocolError("Cannot send: record counter exhausted");
@@ -186,21 +184,12 @@ export class Channel {
       frame,
       FRAME_HEADER_BYTES,
     );
-    this.#pending.push(frame);
-    this.#pendingBytes += frame.length;
-    if (!this.#writing) {
-      this.#writing = true;
-      queueMicrotask(() => this.#pump());
-    }
+    this.#writer.write(frame);
   }
 
   /** Resolves once every queued record is written. */
   flushed(): Promise<void> {
-    if (this.#writeError) return Promise.reject(this.#writeError);
-    if (!this.#writing) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.#flushWaiters.push({ resolve, reject });
-    });
+    return this.#writer.flushed();
   }
 
   /**
@@ -236,28 +225,6 @@ export class Channel {
       this.#framed.conn.close();
     } catch {
       // Already closed.
-    }
-  }
-
-  async #pump(): Promise<void> {
-    try {
-      while (this.#pending.length > 0) {
-        const batch = takeWriteBatch(this.#pending);
-        await writeAll(this.#framed.conn, batch);
-        this.#pendingBytes -= batch.length;
-      }
-      this.#writing = false;
-      for (const waiter of this.#flushWaiters.splice(0)) waiter.resolve();
-    } catch (error) {
-      this.#writeError = error instanceof Error
-        ? error
-        : new ConnectionError("Cannot write to connection");
-      this.#pending = [];
-      this.#pendingBytes = 0;
-      this.#writing = false;
-      for (const waiter of this.#flushWaiters.splice(0)) {
-        waiter.reject(this.#writeError);
-      }
     }
   }
 }

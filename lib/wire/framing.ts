@@ -238,11 +238,90 @@ const LARGE_FRAME_BYTES = 16 * 1024;
 const MAX_BATCH_BYTES = 256 * 1024;
 
 /**
+ * The one frame writer (the channel's records, the bench's raw baseline):
+ * whole frames are queued and written in order by one pump; frames queued
+ * while a write is in flight leave together in the next write (small ones
+ * joined into one buffer of at most 256 KiB, large ones alone, uncopied),
+ * so a burst of records costs one syscall. After a failed write every
+ * later `write` throws and every waiter rejects with the same error.
+ * The queue spans calls, hence a class.
+ */
+export class FrameWriter {
+  #sink: ByteSink;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #writing = false;
+  #error: Error | null = null;
+  #flushWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+
+  constructor(sink: ByteSink) {
+    this.#sink = sink;
+  }
+
+  /** Bytes queued and not yet written. */
+  get queuedBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /** The error that ended writing, if a write failed. */
+  get error(): Error | null {
+    return this.#error;
+  }
+
+  /**
+   * Queues one whole frame (header included); it leaves with the frames
+   * queued in the same tick.
+   *
+   * @throws {ConnectionError} If an earlier write failed.
+   */
+  write(frame: Uint8Array): void {
+    if (this.#error) throw this.#error;
+    this.#pending.push(frame);
+    this.#pendingBytes += frame.length;
+    if (!this.#writing) {
+      this.#writing = true;
+      queueMicrotask(() => this.#pump());
+    }
+  }
+
+  /** Resolves once every queued frame is written; rejects if a write fails. */
+  flushed(): Promise<void> {
+    if (this.#error) return Promise.reject(this.#error);
+    if (!this.#writing) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#flushWaiters.push({ resolve, reject });
+    });
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      while (this.#pending.length > 0) {
+        const batch = takeWriteBatch(this.#pending);
+        await writeAll(this.#sink, batch);
+        this.#pendingBytes -= batch.length;
+      }
+      this.#writing = false;
+      for (const waiter of this.#flushWaiters.splice(0)) waiter.resolve();
+    } catch (error) {
+      this.#error = error instanceof Error
+        ? error
+        : new ConnectionError("Cannot write to connection");
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      this.#writing = false;
+      for (const waiter of this.#flushWaiters.splice(0)) {
+        waiter.reject(this.#error);
+      }
+    }
+  }
+}
+
+/**
  * Removes the next write from the queue: a large frame alone, or small
  * frames joined into one buffer of at most 256 KiB (one syscall for many
  * records, without copying large ones).
  */
-export function takeWriteBatch(pending: Uint8Array[]): Uint8Array {
+function takeWriteBatch(pending: Uint8Array[]): Uint8Array {
   let count = 0;
   let length = 0;
   while (
