@@ -15,7 +15,6 @@ import { fromUtf8, utf8 } from "./bytes.ts";
 import { open, sealInto } from "./crypto.ts";
 import {
   ClosedError,
-  ConnectionError,
   KeyRejectedError,
   ProtocolError,
 } from "../errors.ts";
