@@ -40,9 +40,17 @@ export interface BaselineServer {
  * @returns The running server.
  */
 export function serveBaseline(
-  options: { port: number; service: ServiceName },
+  options: {
+    port: number;
+    service: ServiceName;
+    /** PEM certificate and key: serve over `Deno.listenTls` (rustls). */
+    tls?: { cert: string; key: string };
+  },
 ): BaselineServer {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: options.port });
+  const where = { hostname: "127.0.0.1", port: options.port };
+  const listener: Deno.Listener<Deno.Conn, Deno.NetAddr> = options.tls
+    ? Deno.listenTls({ ...where, ...options.tls })
+    : Deno.listen(where);
   const members = new Map<Deno.Conn, FrameWriter>();
   const tasks = new Set<Promise<void>>();
   const accepting = (async () => {
@@ -71,11 +79,12 @@ export function serveBaseline(
 }
 
 async function handleRaw(
-  conn: Deno.TcpConn,
+  conn: Deno.Conn,
   service: ServiceName,
   members: Map<Deno.Conn, FrameWriter>,
 ): Promise<void> {
-  conn.setNoDelay(true);
+  // A TlsConn has no setNoDelay (the Deno TLS peer runs with what Deno sets).
+  if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
   const reader = new FrameReader(conn);
   const writer = new FrameWriter(conn);
   members.set(conn, writer);

@@ -1,5 +1,5 @@
 /**
- * Child processes of the bench: the doorman or baseline server
+ * Child processes of the bench: the doorman, baseline or Deno TLS server
  * (`server_process.ts`), the Python peer, spiped. Each reports where it
  * listens and how much memory and CPU time it has used; each is disposable
  * and is stopped with its own pid only.
@@ -83,7 +83,9 @@ class LineReader {
 
 /** Options of {@link startBenchServer}. */
 export interface BenchServerOptions {
-  mode: "doorman" | "baseline";
+  mode: "doorman" | "baseline" | "denotls";
+  /** Certificate and key files (denotls only). */
+  tls?: { certFile: string; keyFile: string };
   service: "echo" | "sink" | "chat";
   /** The pre-shared key (doorman only). */
   psk: Uint8Array;
@@ -122,6 +124,9 @@ export async function startBenchServer(
     `--max-startups=${options.maxStartups ?? 1024}`,
   ];
   if (options.users) args.push(`--users=${options.users}`);
+  if (options.tls) {
+    args.push(`--cert=${options.tls.certFile}`, `--key=${options.tls.keyFile}`);
+  }
   const child = new Deno.Command(Deno.execPath(), {
     args,
     env: { BENCH_PSK: toHex(options.psk) },
