@@ -58,6 +58,12 @@ export interface ChannelOptions {
   maxRecordBytes?: number;
 }
 
+/** Most plaintext bytes of one batch record (docs/protocol/batching.md). */
+const MAX_BATCH_PLAINTEXT = 16 * 1024;
+/** Every receiver accepts a batch record this big once login is over. */
+export const MAX_BATCH_RECORD_BYTES = MAX_BATCH_PLAINTEXT + TAG_BYTES;
+const BATCH_ENTRY_HEADER = 2;
+
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
 
 /**
@@ -75,12 +81,20 @@ export class Channel {
   #receiveCounter = 0;
   #maxRecordBytes: number;
   #writer: FrameWriter;
+  // Records held back to be sealed together at the next flush (batching).
+  #outbox: Uint8Array[][] = [];
+  #outboxBytes = 0;
+  #batching = false;
+  // Records opened from a batch and not yet returned.
+  #inbox: ChannelRecord[] = [];
   #closeInfo: CloseInfo | null = null;
   #closed = false;
 
   constructor(framed: FramedConn, keys: SessionKeys, options: ChannelOptions) {
     this.#framed = framed;
-    this.#writer = new FrameWriter(framed.conn);
+    this.#writer = new FrameWriter(framed.conn, {
+      beforeFlush: () => this.#sealOutbox(),
+    });
     const client = options.role === "client";
     this.#sendKey = client ? keys.clientToServer : keys.serverToClient;
     this.#receiveKey = client ? keys.serverToClient : keys.clientToServer;
@@ -94,12 +108,19 @@ export class Channel {
 
   /** Sealed bytes waiting to be written. */
   get queuedBytes(): number {
-    return this.#writer.queuedBytes;
+    return this.#writer.queuedBytes + this.#outboxBytes;
   }
 
-  /** Sets the largest record accepted from now on (raised after login). */
+  /**
+   * Sets the largest record accepted from now on, once login is over (or
+   * the handshake, on a server without users). It never goes below
+   * {@link MAX_BATCH_RECORD_BYTES}, and from now on records queued while a
+   * write is pending leave sealed together as one batch record: both peers
+   * accept batches after login (docs/protocol/batching.md).
+   */
   set maxRecordBytes(bytes: number) {
-    this.#maxRecordBytes = bytes;
+    this.#maxRecordBytes = Math.max(bytes, MAX_BATCH_RECORD_BYTES);
+    this.#batching = true;
   }
 
   /**
@@ -112,6 +133,9 @@ export class Channel {
    * @throws {KeyRejectedError} If the server rejected our key proof.
    */
   receive(): Promise<ChannelRecord | null> {
+    if (this.#inbox.length > 0) {
+      return Promise.resolve(this.#inbox.shift() as ChannelRecord);
+    }
     if (this.#closeInfo) return Promise.resolve(null);
     // A promise chain, not an async function: idle connections wait here,
     // and a suspended async frame each would cost memory (bench: idle).
@@ -150,6 +174,13 @@ export class Channel {
       this.#closeInfo = parseClose(body);
       return null;
     }
+    if (kind === RecordKind.batch) {
+      if (!this.#batching) {
+        throw new ProtocolError("Cannot open record: batch before login");
+      }
+      this.#inbox = parseBatch(body);
+      return this.#inbox.shift() as ChannelRecord;
+    }
     return { kind, body };
   }
 
@@ -166,11 +197,29 @@ export class Channel {
     if (this.#sendCounter >= MAX_COUNTER) {
       throw new ProtocolError("Cannot send: record counter exhausted");
     }
-    let length = 1 + TAG_BYTES;
+    let length = 1;
     for (const part of parts) length += part.length;
+    parts.unshift(kindByte(kind));
+    // The first record of a burst is sealed at once, as without batching;
+    // those that follow while it waits to leave are held and sealed
+    // together just before the write.
+    if (
+      this.#batching && kind !== RecordKind.close && this.#writer.busy
+    ) {
+      this.#outbox.push(parts);
+      this.#outboxBytes += length;
+      this.#writer.wake();
+      return;
+    }
+    this.#sealOutbox();
+    this.#seal(parts, length);
+  }
+
+  /** Seals one record whose plaintext is the concatenation of `parts`. */
+  #seal(parts: Uint8Array[], plaintextLength: number): void {
+    const length = plaintextLength + TAG_BYTES;
     const frame = new Uint8Array(FRAME_HEADER_BYTES + length);
     const header = writeLength(frame.subarray(0, FRAME_HEADER_BYTES), length);
-    parts.unshift(kindByte(kind));
     sealInto(
       this.#sendKey,
       nextNonce(this.#sendNonce, this.#sendCounter++),
@@ -180,6 +229,41 @@ export class Channel {
       FRAME_HEADER_BYTES,
     );
     this.#writer.write(frame);
+  }
+
+  /**
+   * Seals the records held back, in order: runs of small ones as one batch
+   * record each (up to 16 KiB of plaintext), others alone.
+   */
+  #sealOutbox(): void {
+    const outbox = this.#outbox;
+    if (outbox.length === 0) return;
+    this.#outbox = [];
+    this.#outboxBytes = 0;
+    let run: Uint8Array[][] = [];
+    let runBytes = 1;
+    const sealRun = () => {
+      if (run.length === 1) {
+        this.#seal(run[0], runBytes - 1 - BATCH_ENTRY_HEADER);
+      } else if (run.length > 1) {
+        this.#seal([encodeBatch(run, runBytes)], runBytes);
+      }
+      run = [];
+      runBytes = 1;
+    };
+    for (const parts of outbox) {
+      let length = 0;
+      for (const part of parts) length += part.length;
+      const entryBytes = BATCH_ENTRY_HEADER + length;
+      if (runBytes + entryBytes > MAX_BATCH_PLAINTEXT) sealRun();
+      if (1 + entryBytes > MAX_BATCH_PLAINTEXT) {
+        this.#seal(parts, length);
+      } else {
+        run.push(parts);
+        runBytes += entryBytes;
+      }
+    }
+    sealRun();
   }
 
   /** Resolves once every queued record is written. */
@@ -216,6 +300,8 @@ export class Channel {
   /** Closes the connection at once, without a close record. */
   abort(): void {
     this.#closed = true;
+    this.#outbox = [];
+    this.#outboxBytes = 0;
     try {
       this.#framed.conn.close();
     } catch {
@@ -270,6 +356,56 @@ function kindByte(kind: number): Uint8Array {
   const byte = KIND_BYTES[kind];
   if (!byte) throw new RangeError(`Cannot send record kind ${kind}`);
   return byte;
+}
+
+/**
+ * A batch record's plaintext: the batch kind, then per record a u16 BE
+ * length and that many bytes (its kind, then its body).
+ */
+function encodeBatch(run: Uint8Array[][], length: number): Uint8Array {
+  const plaintext = new Uint8Array(length);
+  plaintext[0] = RecordKind.batch;
+  let offset = 1;
+  for (const parts of run) {
+    const start = offset;
+    offset += BATCH_ENTRY_HEADER;
+    for (const part of parts) {
+      plaintext.set(part, offset);
+      offset += part.length;
+    }
+    const entry = offset - start - BATCH_ENTRY_HEADER;
+    plaintext[start] = entry >>> 8;
+    plaintext[start + 1] = entry & 0xff;
+  }
+  return plaintext;
+}
+
+/** The records of a batch body, in order; each a view into `body`. */
+function parseBatch(body: Uint8Array): ChannelRecord[] {
+  const records: ChannelRecord[] = [];
+  let offset = 0;
+  while (offset < body.length) {
+    if (body.length - offset < BATCH_ENTRY_HEADER + 1) {
+      throw new ProtocolError("Cannot read batch record: truncated entry");
+    }
+    const length = (body[offset] << 8) | body[offset + 1];
+    const start = offset + BATCH_ENTRY_HEADER;
+    if (length === 0 || start + length > body.length) {
+      throw new ProtocolError("Cannot read batch record: bad entry length");
+    }
+    const kind = body[start];
+    if (kind === RecordKind.close || kind === RecordKind.batch) {
+      throw new ProtocolError(
+        `Cannot read batch record: record kind ${kind} cannot be batched`,
+      );
+    }
+    records.push({ kind, body: body.subarray(start + 1, start + length) });
+    offset = start + length;
+  }
+  if (records.length === 0) {
+    throw new ProtocolError("Cannot read batch record: empty");
+  }
+  return records;
 }
 
 function parseClose(body: Uint8Array): CloseInfo {

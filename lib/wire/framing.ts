@@ -251,19 +251,31 @@ const MAX_BATCH_BYTES = 256 * 1024;
  */
 export class FrameWriter {
   #sink: ByteSink;
+  #beforeFlush: (() => void) | null;
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #writing = false;
   #error: Error | null = null;
   #flushWaiters: { resolve(): void; reject(error: Error): void }[] = [];
 
-  constructor(sink: ByteSink) {
+  /**
+   * @param sink Where frames go.
+   * @param options `beforeFlush` runs before each write; it may queue more
+   *   frames (the channel seals records it held back, see {@link wake}).
+   */
+  constructor(sink: ByteSink, options: { beforeFlush?: () => void } = {}) {
     this.#sink = sink;
+    this.#beforeFlush = options.beforeFlush ?? null;
   }
 
   /** Bytes queued and not yet written. */
   get queuedBytes(): number {
     return this.#pendingBytes;
+  }
+
+  /** Whether a flush is scheduled or a write is in flight. */
+  get busy(): boolean {
+    return this.#writing;
   }
 
   /** The error that ended writing, if a write failed. */
@@ -281,6 +293,17 @@ export class FrameWriter {
     if (this.#error) throw this.#error;
     this.#pending.push(frame);
     this.#pendingBytes += frame.length;
+    this.wake();
+  }
+
+  /**
+   * Schedules a flush without queuing a frame: `beforeFlush` will run and
+   * may queue some.
+   *
+   * @throws {ConnectionError} If an earlier write failed.
+   */
+  wake(): void {
+    if (this.#error) throw this.#error;
     if (!this.#writing) {
       this.#writing = true;
       // After the microtasks, not among them: a burst of frames already
@@ -304,10 +327,12 @@ export class FrameWriter {
 
   async #pump(): Promise<void> {
     try {
+      this.#beforeFlush?.();
       while (this.#pending.length > 0) {
         const batch = takeWriteBatch(this.#pending);
         await writeAll(this.#sink, batch);
         this.#pendingBytes -= batch.length;
+        this.#beforeFlush?.();
       }
       this.#writing = false;
       for (const waiter of this.#flushWaiters.splice(0)) waiter.resolve();

@@ -70,6 +70,11 @@ export const RecordKind = {
   ack: 0x12,
   /** Server to client: an unsolicited message (chat from others). */
   push: 0x13,
+  /**
+   * Either way: several records sealed as one, body = per record a u16 BE
+   * length, then its kind and body (docs/protocol/batching.md).
+   */
+  batch: 0x14,
   /** Either way: authenticated close, body = reason code + UTF-8 text. */
   close: 0x7e,
 } as const;
