@@ -182,3 +182,34 @@ Deno.test("Channel.receive() rejects a batch record with a flipped bit", async (
   await channel.receive();
   await assert.rejects(channel.receive(), ProtocolError);
 });
+
+Deno.test("Channel.send() matches the batch test vector of docs/protocol/batching.md", async () => {
+  const doc = await Deno.readTextFile(
+    new URL("../../docs/protocol/batching.md", import.meta.url),
+  );
+  const keys = { ...KEYS, clientToServer: new Uint8Array(32).fill(1) };
+  const written: Uint8Array[] = [];
+  const conn = {
+    write(bytes: Uint8Array): Promise<number> {
+      written.push(bytes.slice());
+      return Promise.resolve(bytes.length);
+    },
+    close() {},
+  };
+  const reader = new FrameReader({ read: () => Promise.resolve(null) });
+  const channel = openChannel({ conn, reader }, keys, { role: "client" });
+  channel.maxRecordBytes = AFTER_LOGIN_LIMIT;
+  const text = new TextEncoder();
+  channel.send(RecordKind.message, idBytes(9), text.encode("z"));
+  channel.send(RecordKind.message, idBytes(1), text.encode("a"));
+  channel.send(RecordKind.message, idBytes(2), text.encode("bc"));
+  await channel.flushed();
+  const wire = concatBytes(...written);
+  const first = 4 + readUint32(wire, 0);
+  const hex = Array.from(
+    wire.subarray(first),
+    (byte) => byte.toString(16).padStart(2, "0"),
+  ).join("");
+  assert.equal(hex.length, 2 * (4 + 34));
+  assert.ok(doc.includes(`${hex.slice(0, 8)} ${hex.slice(8)}`), hex);
+});
