@@ -241,16 +241,6 @@ export function renderText(rows: string[][]): string {
   }).join("\n");
 }
 
-/** Renders rows as a Markdown table. */
-export function renderMarkdown(rows: string[][]): string {
-  const [head, ...body] = rows;
-  return [
-    `| ${head.join(" | ")} |`,
-    `|${head.map(() => "---").join("|")}|`,
-    ...body.map((row) => `| ${row.join(" | ")} |`),
-  ].join("\n");
-}
-
 /** One line about the machine. */
 export function describeMachineLine(machine: Machine): string {
   return `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}, Deno ${machine.deno} (V8 ${machine.v8}), ulimit -n ${machine.openFilesLimit}, load ${
