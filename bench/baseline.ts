@@ -1,8 +1,8 @@
 /**
  * The bench's baseline, the limit on this machine: plain `Deno.listen` /
  * `Deno.connect` with doorman's 4-byte length framing (`lib/wire/framing.ts`) and
- * no handshake, login or encryption. Writes are coalesced by the same
- * `takeWriteBatch` as `lib/wire/channel.ts` (small frames queued while a write is
+ * no handshake, login or encryption. Writes go through the same
+ * `FrameWriter` as `lib/wire/channel.ts` (small frames queued while a write is
  * in flight leave together), so the comparison isolates doorman's own cost.
  *
  * Services mirror the doorman ones: `echo` answers each frame with itself,
@@ -15,12 +15,7 @@
  * @module
  */
 
-import {
-  encodeFrame,
-  FrameReader,
-  takeWriteBatch,
-  writeAll,
-} from "../lib/wire/framing.ts";
+import { encodeFrame, FrameReader, FrameWriter } from "../lib/wire/framing.ts";
 
 /** What a bench server does with each message. */
 export type ServiceName = "echo" | "sink" | "chat";
@@ -28,44 +23,6 @@ export type ServiceName = "echo" | "sink" | "chat";
 /** Largest frame the baseline accepts: the bulk workload's 64 KiB and more. */
 export const MAX_RAW_FRAME_BYTES = 1024 * 1024;
 const EMPTY_FRAME = new Uint8Array(4);
-
-/**
- * Queues frames and writes them, joining those queued while a write is in
- * flight. The queue spans calls, hence a class.
- */
-export class FrameWriter {
-  #conn: Deno.Conn;
-  #pending: Uint8Array[] = [];
-  #writing = false;
-  #error: Error | null = null;
-
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  /** Queues one whole frame (header included). */
-  write(frame: Uint8Array): void {
-    if (this.#error) throw this.#error;
-    this.#pending.push(frame);
-    if (!this.#writing) {
-      this.#writing = true;
-      queueMicrotask(() => this.#pump());
-    }
-  }
-
-  async #pump(): Promise<void> {
-    try {
-      while (this.#pending.length > 0) {
-        await writeAll(this.#conn, takeWriteBatch(this.#pending));
-      }
-    } catch (error) {
-      this.#error = error instanceof Error ? error : new Error(String(error));
-      this.#pending = [];
-    } finally {
-      this.#writing = false;
-    }
-  }
-}
 
 /** A running baseline server. */
 export interface BaselineServer {
@@ -83,9 +40,17 @@ export interface BaselineServer {
  * @returns The running server.
  */
 export function serveBaseline(
-  options: { port: number; service: ServiceName },
+  options: {
+    port: number;
+    service: ServiceName;
+    /** PEM certificate and key: serve over `Deno.listenTls` (rustls). */
+    tls?: { cert: string; key: string };
+  },
 ): BaselineServer {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: options.port });
+  const where = { hostname: "127.0.0.1", port: options.port };
+  const listener: Deno.Listener<Deno.Conn, Deno.NetAddr> = options.tls
+    ? Deno.listenTls({ ...where, ...options.tls })
+    : Deno.listen(where);
   const members = new Map<Deno.Conn, FrameWriter>();
   const tasks = new Set<Promise<void>>();
   const accepting = (async () => {
@@ -114,11 +79,12 @@ export function serveBaseline(
 }
 
 async function handleRaw(
-  conn: Deno.TcpConn,
+  conn: Deno.Conn,
   service: ServiceName,
   members: Map<Deno.Conn, FrameWriter>,
 ): Promise<void> {
-  conn.setNoDelay(true);
+  // A TlsConn has no setNoDelay (the Deno TLS peer runs with what Deno sets).
+  if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
   const reader = new FrameReader(conn);
   const writer = new FrameWriter(conn);
   members.set(conn, writer);

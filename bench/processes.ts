@@ -1,5 +1,7 @@
 /**
- * Child processes of the bench: the doorman or baseline server
+ * Child processes of the bench, on the integration tests' process harness
+ * (`tests/integration/server_process.ts`: `startListening`, `LineStream`):
+ * the doorman, baseline or Deno TLS server
  * (`server_process.ts`), the Python peer, spiped. Each reports where it
  * listens and how much memory and CPU time it has used; each is disposable
  * and is stopped with its own pid only.
@@ -8,6 +10,10 @@
  */
 
 import { toHex } from "../lib/wire/bytes.ts";
+import {
+  LineStream,
+  startListening,
+} from "../tests/integration/server_process.ts";
 import { closeQuietly } from "./baseline.ts";
 
 const START_TIMEOUT_MS = 15_000;
@@ -33,57 +39,36 @@ export interface Child extends AsyncDisposable {
   stats(options?: { gc?: boolean }): Promise<ProcessStats>;
 }
 
-/** Splits a byte stream into lines; `next` waits for one, with a deadline. */
-class LineReader {
-  #lines: string[] = [];
-  #waiter: (() => void) | null = null;
-  #ended = false;
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#pump(stream);
-  }
-
-  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
-    let buffered = "";
-    try {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        buffered += chunk;
-        let newline = buffered.indexOf("\n");
-        while (newline !== -1) {
-          this.#lines.push(buffered.slice(0, newline));
-          buffered = buffered.slice(newline + 1);
-          newline = buffered.indexOf("\n");
-        }
-        this.#waiter?.();
-      }
-    } catch {
-      // The child went away; `next` reports the end.
-    }
-    this.#ended = true;
-    this.#waiter?.();
-  }
-
-  async next(timeoutMs: number): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#lines.length === 0) {
-      if (this.#ended) throw new Error("Child closed its output");
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error("Child did not answer in time");
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#waiter = resolve;
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-      this.#waiter = null;
-    }
-    return this.#lines.shift() as string;
+/**
+ * The next line of `lines` within `timeoutMs`.
+ *
+ * @throws {Error} If the child closed its output or stayed silent.
+ */
+async function lineWithin(
+  lines: LineStream,
+  timeoutMs: number,
+): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const silent = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error("Child did not answer in time")),
+      timeoutMs,
+    );
+  });
+  try {
+    const line = await Promise.race([lines.readLine(), silent]);
+    if (line === null) throw new Error("Child closed its output");
+    return line;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
 /** Options of {@link startBenchServer}. */
 export interface BenchServerOptions {
-  mode: "doorman" | "baseline";
+  mode: "doorman" | "baseline" | "denotls";
+  /** Certificate and key files (denotls only). */
+  tls?: { certFile: string; keyFile: string };
   service: "echo" | "sink" | "chat";
   /** The pre-shared key (doorman only). */
   psk: Uint8Array;
@@ -91,6 +76,15 @@ export interface BenchServerOptions {
   users?: string;
   maxConnections?: number;
   maxStartups?: number;
+}
+
+/**
+ * `--cpu-prof` flags when `BENCH_CPU_PROF` names a directory: each bench
+ * server then writes a V8 CPU profile there when it exits.
+ */
+function profileFlags(): string[] {
+  const dir = Deno.env.get("BENCH_CPU_PROF");
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
 }
 
 /** Starts `server_process.ts` and waits for its `listening on` line. */
@@ -105,6 +99,7 @@ export async function startBenchServer(
     "--allow-env=BENCH_PSK",
     "--allow-sys",
     "--v8-flags=--expose-gc",
+    ...profileFlags(),
     script,
     `--mode=${options.mode}`,
     `--service=${options.service}`,
@@ -112,6 +107,9 @@ export async function startBenchServer(
     `--max-startups=${options.maxStartups ?? 1024}`,
   ];
   if (options.users) args.push(`--users=${options.users}`);
+  if (options.tls) {
+    args.push(`--cert=${options.tls.certFile}`, `--key=${options.tls.keyFile}`);
+  }
   const child = new Deno.Command(Deno.execPath(), {
     args,
     env: { BENCH_PSK: toHex(options.psk) },
@@ -119,7 +117,7 @@ export async function startBenchServer(
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const lines = new LineReader(child.stdout);
+  const lines = new LineStream(child.stdout);
   const stdin = child.stdin.getWriter();
   const encoder = new TextEncoder();
   const stop = async () => {
@@ -128,10 +126,11 @@ export async function startBenchServer(
     await waitOrKill(child);
   };
   return await readyChild(child, {
-    ready: async () => parseListening(await lines.next(START_TIMEOUT_MS)),
+    ready: async () =>
+      parseListening(await lineWithin(lines, START_TIMEOUT_MS)),
     async stats(statsOptions = {}) {
       await stdin.write(encoder.encode(statsOptions.gc ? "gc\n" : "stats\n"));
-      const reply = JSON.parse(await lines.next(STOP_TIMEOUT_MS));
+      const reply = JSON.parse(await lineWithin(lines, STOP_TIMEOUT_MS));
       return { rss: reply.rss, cpuUs: reply.cpuUs, heapUsed: reply.heapUsed };
     },
     stop,
@@ -139,31 +138,23 @@ export async function startBenchServer(
 }
 
 /**
- * Starts any program that prints `listening on HOST:PORT` (the Python peer);
- * its stats come from /proc.
+ * Starts any program that prints `listening on HOST:PORT` (the Python peer)
+ * with the integration tests' `startListening`; its stats come from /proc.
  */
 export async function startListeningProgram(
   command: string,
   args: string[],
   env: Record<string, string> = {},
 ): Promise<Child> {
-  const child = new Deno.Command(command, {
-    args,
-    env,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = new LineReader(child.stdout);
-  const stop = async () => {
-    await child.stdin.close().catch(() => {});
-    await waitOrKill(child);
-  };
-  return await readyChild(child, {
-    ready: async () => parseListening(await lines.next(START_TIMEOUT_MS)),
+  const child = await startListening([command], args, { env });
+  return {
+    pid: child.pid,
+    port: child.port,
     stats: () => procStats([child.pid]),
-    stop,
-  });
+    async [Symbol.asyncDispose]() {
+      await child.stop("SIGTERM");
+    },
+  };
 }
 
 /** Starts a program that prints nothing, then waits until `port` accepts. */

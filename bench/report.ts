@@ -1,5 +1,5 @@
 /**
- * The bench's output: the machine's facts, the targets of issue 7 and
+ * The bench's output: the machine's facts, the targets of issue 15 and
  * whether they are met, the terminal tables, and the JSON document of
  * every figure. Pure formatting, apart from reading the machine's facts.
  *
@@ -53,39 +53,45 @@ export async function describeMachine(): Promise<Machine> {
   };
 }
 
-/** A target of issue 7. */
+/** A target of issue 15, matched to a result by the result's stable id. */
 export interface Target {
-  /** The result it applies to. */
+  /** The result it applies to (a stable id, whatever the settings). */
   id: string;
   text: string;
-  /** Absolute bound: at least (rates) or at most (memory). */
-  bound: number;
+  /** Absolute bound on the figure: at most (memory), for lower-is-better results. */
+  maxValue?: number;
   /** Least fraction of the baseline, for rates. */
   minRatio?: number;
+  /** Most server CPU per operation, in µs. */
+  maxCpuUs?: number;
+  /** A peer doorman must beat, where it ran. */
+  abovePeer?: string;
 }
 
-/** The targets, keyed by result id. */
+/** The targets of issue 15, keyed by result id. */
 export const TARGETS: Target[] = [
   {
-    id: "handshake_16",
-    text: "≥ 2,000/s and ≥ 25% of raw",
-    bound: 2000,
-    minRatio: 0.25,
+    id: "handshake_many",
+    text: "≥ 35% of raw, ≤ 200 µs server CPU",
+    minRatio: 0.35,
+    maxCpuUs: 200,
   },
   {
-    id: "roundtrip_64",
-    text: "≥ 35,000/s and ≥ 60% of raw",
-    bound: 35_000,
-    minRatio: 0.6,
+    id: "roundtrip_many",
+    text: "≥ 65% of raw, above Deno TLS",
+    minRatio: 0.65,
+    abovePeer: "denotls",
   },
+  { id: "pipelined_1", text: "≥ 50% of raw", minRatio: 0.5 },
+  { id: "pipelined_many", text: "≥ 50% of raw", minRatio: 0.5 },
   {
     id: "bulk",
-    text: "≥ 700 MB/s and ≥ 35% of raw",
-    bound: 700,
-    minRatio: 0.35,
+    text: "≥ 50% of raw, above Deno TLS",
+    minRatio: 0.5,
+    abovePeer: "denotls",
   },
-  { id: "idle_memory", text: "≤ 16 KiB", bound: 16 * 1024 },
-  { id: "chat", text: "≥ 50,000/s", bound: 50_000 },
+  { id: "idle_memory", text: "≤ 14 KiB", maxValue: 14 * 1024 },
+  { id: "chat", text: "≤ 6 µs server CPU/delivery", maxCpuUs: 6 },
 ];
 
 /** A target's verdict. */
@@ -102,12 +108,8 @@ export function judge(result: Result): Verdict | null {
   if (!target) return null;
   const value = result.doorman.value;
   const misses: string[] = [];
-  if (result.lowerIsBetter) {
-    if (value > target.bound) {
-      misses.push(`${percent(value / target.bound - 1)} over`);
-    }
-  } else if (value < target.bound) {
-    misses.push(`${percent(1 - value / target.bound)} short of the figure`);
+  if (target.maxValue !== undefined && value > target.maxValue) {
+    misses.push(`${percent(value / target.maxValue - 1)} over`);
   }
   const ratio = ratioOf(result);
   if (target.minRatio !== undefined && ratio !== null) {
@@ -116,6 +118,14 @@ export function judge(result: Result): Verdict | null {
         `${percent(ratio)} of raw, under ${percent(target.minRatio)}`,
       );
     }
+  }
+  const cpuUs = result.doorman.serverCpuUsPerOp;
+  if (target.maxCpuUs !== undefined && cpuUs > target.maxCpuUs) {
+    misses.push(`${formatMicros(cpuUs)} CPU/op`);
+  }
+  const peer = target.abovePeer ? result.peers[target.abovePeer] : undefined;
+  if (peer && !("skipped" in peer) && value <= peer.value) {
+    misses.push(`${percent(value / peer.value)} of ${target.abovePeer}`);
   }
   return {
     target: target.text,
@@ -229,16 +239,6 @@ export function renderText(rows: string[][]): string {
       ? `${line}\n${widths.map((width) => "-".repeat(width)).join("-|-")}`
       : line;
   }).join("\n");
-}
-
-/** Renders rows as a Markdown table. */
-export function renderMarkdown(rows: string[][]): string {
-  const [head, ...body] = rows;
-  return [
-    `| ${head.join(" | ")} |`,
-    `|${head.map(() => "---").join("|")}|`,
-    ...body.map((row) => `| ${row.join(" | ")} |`),
-  ].join("\n");
 }
 
 /** One line about the machine. */

@@ -1,7 +1,8 @@
 /**
  * The bench's server program, run as its own process so that its memory
  * and CPU time can be measured apart from the load generator. It starts
- * doorman's `serve()` or the raw baseline, prints one `listening on
+ * doorman's `serve()`, the raw baseline, or the baseline over Deno's TLS
+ * (`--mode=denotls --cert=FILE --key=FILE`), prints one `listening on
  * HOST:PORT` line, then answers control lines on stdin:
  *
  * - `stats` → one JSON line: `rss`, `heapUsed` (bytes), `cpuUs` (user +
@@ -60,6 +61,8 @@ export async function main(args: string[]): Promise<number> {
       mode: { type: "string", default: "doorman" },
       service: { type: "string", default: "echo" },
       users: { type: "string" },
+      cert: { type: "string" },
+      key: { type: "string" },
       port: { type: "string", default: "0" },
       "max-connections": { type: "string", default: "12000" },
       "max-startups": { type: "string", default: "1024" },
@@ -78,6 +81,14 @@ export async function main(args: string[]): Promise<number> {
     const baseline = serveBaseline({ port, service });
     server = baseline;
     addr = baseline.addr;
+  } else if (values.mode === "denotls") {
+    const tls = {
+      cert: await Deno.readTextFile(values.cert ?? ""),
+      key: await Deno.readTextFile(values.key ?? ""),
+    };
+    const peer = serveBaseline({ port, service, tls });
+    server = peer;
+    addr = peer.addr;
   } else if (values.mode === "doorman") {
     const psk = fromHex(Deno.env.get("BENCH_PSK") ?? "");
     if (values.users !== undefined) users = await UserStore.open(values.users);

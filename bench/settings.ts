@@ -48,7 +48,7 @@ export interface SuiteSettings {
   idleConcurrency: number;
   /** Chat room members. */
   chatClients: number;
-  /** Whether to run Python and spiped too. */
+  /** Whether to run the peers too (Deno TLS, Python, spiped). */
   peers: boolean;
   /** Whether peers also run the many-client rows (slow to set up). */
   peersOnManyClients: boolean;

@@ -19,6 +19,7 @@ import {
 import { runIdle } from "./idle.ts";
 import { findPython } from "./peers.ts";
 import { startBenchServer } from "./processes.ts";
+import { makeCertificate } from "./tls.ts";
 import {
   type SuiteSettings,
   type WorkloadName,
@@ -88,6 +89,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
     peersInfo: {},
     retryBudget: { remainingMs: settings.retryBudgetMs },
     python: null,
+    certificate: null,
   };
   const groups: Record<WorkloadName, (ctx: Context) => Promise<void>> = {
     handshake: runHandshakes,
@@ -104,6 +106,13 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
       ctx.peersInfo.python = "skip" in python
         ? `skipped: ${python.skip}`
         : python.version;
+      const certificate = await makeCertificate(dir);
+      ctx.certificate = "skip" in certificate
+        ? { skipped: certificate.skip }
+        : certificate;
+      ctx.peersInfo.denotls = "skip" in certificate
+        ? `skipped: ${certificate.skip}`
+        : `Deno ${Deno.version.deno} rustls, self-signed P-256`;
     }
     for (const name of WORKLOADS) {
       if (!settings.only || settings.only.includes(name)) {
@@ -119,7 +128,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
 async function runHandshakes(ctx: Context): Promise<void> {
   await withSystems(
     ctx,
-    { service: "echo", python: true, spiped: true },
+    { service: "echo", python: true, spiped: true, denotls: true },
     async (systems, skipped) => {
       for (const clients of ctx.settings.handshakeClients) {
         const who = `${clients} client${clients === 1 ? "" : "s"}`;
@@ -134,7 +143,7 @@ async function runHandshakes(ctx: Context): Promise<void> {
         record(
           ctx,
           {
-            id: `handshake_${clients}`,
+            id: clients === 1 ? "handshake_1" : "handshake_many",
             group: "handshake",
             label: `handshakes/s, ${who}`,
             unit: "handshakes/s",
@@ -142,7 +151,7 @@ async function runHandshakes(ctx: Context): Promise<void> {
               "connect, key handshake (none for baseline), one 64-byte round trip, close",
           },
           figures,
-          { names: ["python", "spiped"], skipped },
+          { names: ["denotls", "python", "spiped"], skipped },
         );
       }
     },
@@ -213,17 +222,17 @@ async function runRoundTrips(ctx: Context): Promise<void> {
   const { connections, pipelineWindows } = ctx.settings;
   const rows = [
     { id: "roundtrip_1", connections: 1, window: 1 },
-    { id: `roundtrip_${connections}`, connections, window: 1 },
+    { id: "roundtrip_many", connections, window: 1 },
     { id: "pipelined_1", connections: 1, window: pipelineWindows[0] },
     {
-      id: `pipelined_${connections}`,
+      id: "pipelined_many",
       connections,
       window: pipelineWindows[1],
     },
   ];
   await withSystems(
     ctx,
-    { service: "echo", python: true, spiped: true },
+    { service: "echo", python: true, spiped: true, denotls: true },
     async (systems, skipped) => {
       for (const row of rows) {
         const conns = `${row.connections} conn${
@@ -232,10 +241,11 @@ async function runRoundTrips(ctx: Context): Promise<void> {
         const label = row.window === 1
           ? `64-byte round trips/s, ${conns}`
           : `64-byte pipelined msgs/s, ${conns} × ${row.window}`;
-        // Peers run the strict request/response rows only.
+        // Deno TLS runs every row; the other peers the strict
+        // request/response rows only.
         const names = row.window === 1
           ? namesFor(ctx, row.connections)
-          : ["doorman", "baseline"];
+          : ["doorman", "baseline", "denotls"];
         const figures = await compare(
           ctx,
           label,
@@ -260,7 +270,9 @@ async function runRoundTrips(ctx: Context): Promise<void> {
           },
           figures,
           {
-            names: row.window === 1 ? ["python", "spiped"] : [],
+            names: row.window === 1
+              ? ["denotls", "python", "spiped"]
+              : ["denotls"],
             skipped,
           },
         );
@@ -273,7 +285,7 @@ async function runBulk(ctx: Context): Promise<void> {
   const window = ctx.settings.bulkWindow;
   await withSystems(
     ctx,
-    { service: "sink", spiped: true },
+    { service: "sink", spiped: true, denotls: true },
     async (systems, skipped) => {
       const figures = await compare(
         ctx,
@@ -297,7 +309,7 @@ async function runBulk(ctx: Context): Promise<void> {
             `client sends with ${window} messages outstanding, server acks each; MB = 10^6 bytes of payload`,
         },
         figures,
-        { names: ["spiped"], skipped },
+        { names: ["denotls", "spiped"], skipped },
       );
     },
   );

@@ -1,6 +1,6 @@
 /**
  * The systems under test and the plumbing every workload group shares:
- * starting doorman, the baseline and the peers (each server in its own
+ * starting doorman, the baseline and the peers (Deno TLS, Python, spiped) (each server in its own
  * process), measuring one row on them (`measure.ts` does the trials), and
  * filing the figures as a {@link Result}.
  *
@@ -22,6 +22,7 @@ import {
   startSpiped,
 } from "./peers.ts";
 import { startBenchServer, sumStats } from "./processes.ts";
+import { type Certificate, connectDenoTls } from "./tls.ts";
 import type { SuiteSettings, WorkloadName } from "./settings.ts";
 import {
   type Count,
@@ -58,6 +59,8 @@ export interface Context {
   readonly peersInfo: Record<string, string>;
   readonly retryBudget: { remainingMs: number };
   python: Python | Skipped | null;
+  /** The Deno TLS peer's certificate, or why it is skipped. */
+  certificate: Certificate | Skipped | null;
 }
 
 /** One system under test: how to connect, where its server's stats are. */
@@ -76,7 +79,12 @@ export interface System {
  */
 export async function withSystems<T>(
   ctx: Context,
-  group: { service: ServiceName; python?: boolean; spiped?: boolean },
+  group: {
+    service: ServiceName;
+    python?: boolean;
+    spiped?: boolean;
+    denotls?: boolean;
+  },
   body: (systems: System[], skipped: Record<string, Skipped>) => Promise<T>,
 ): Promise<T> {
   const stops: AsyncDisposable[] = [];
@@ -129,6 +137,25 @@ export async function withSystems<T>(
           // The server side: spiped -d and the plain server behind it.
           stats: () => sumStats([spiped.decrypt, target]),
           clientStats: () => spiped.encrypt.stats(),
+        });
+      }
+    }
+    if (ctx.settings.peers && group.denotls && ctx.certificate) {
+      const certificate = ctx.certificate;
+      if ("skipped" in certificate) {
+        skipped.denotls = certificate;
+      } else {
+        const server = await startBenchServer({
+          mode: "denotls",
+          service: group.service,
+          psk: ctx.psk,
+          tls: certificate,
+        });
+        stops.push(server);
+        systems.push({
+          name: "denotls",
+          dial: () => connectDenoTls(server.port, certificate, { pushes }),
+          stats: () => server.stats(),
         });
       }
     }

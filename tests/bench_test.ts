@@ -47,10 +47,10 @@ Deno.test("runSuite() measures every workload with positive figures", async () =
   const ids = json.results.map((result: { id: string }) => result.id);
   for (
     const id of [
-      "handshake_2",
+      "handshake_many",
       "scram_4096_2",
-      "roundtrip_4",
-      "pipelined_4",
+      "roundtrip_many",
+      "pipelined_many",
       "bulk",
       "idle_memory",
       "idle_establish",

@@ -1,11 +1,11 @@
 """Python peer for doorman's bench: a multiprocessing.connection Listener
 with an authkey (HMAC challenge both ways, no encryption), one thread per
 connection, echoing every message. Prints "listening on HOST:PORT" once
-ready; exits when stdin closes. The key comes from BENCH_AUTHKEY (hex).
+ready; runs until a signal (SIGTERM) ends it. The key comes from
+BENCH_AUTHKEY (hex).
 """
 
 import os
-import sys
 import threading
 from multiprocessing.connection import Listener
 
@@ -37,8 +37,7 @@ def main():
     host, port = listener.address
     print(f"listening on {host}:{port}", flush=True)
     threading.Thread(target=accept_loop, args=(listener,), daemon=True).start()
-    sys.stdin.read()
-    os._exit(0)
+    threading.Event().wait()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@
 
 import { utf8 } from "../wire/bytes.ts";
 import type { Channel, CloseInfo } from "../wire/channel.ts";
-import { ClosedError, ProtocolError } from "../errors.ts";
+import { ClosedError, FrameTooLargeError, ProtocolError } from "../errors.ts";
 import {
   encodeMessageId,
   errorForClose,
@@ -269,6 +269,16 @@ export class Connection implements AsyncIterable<Uint8Array> {
   }
 
   #dispatch(kind: number, body: Uint8Array): void {
+    // A batch record may hold a message the record limit alone would not
+    // stop (docs/protocol/batching.md), so the size is checked here.
+    const dataBytes = kind === RecordKind.push
+      ? body.length
+      : body.length - MESSAGE_ID_BYTES;
+    if (dataBytes > this.#maxMessageBytes) {
+      throw new FrameTooLargeError(
+        `Cannot read message: ${dataBytes} bytes exceeds ${this.#maxMessageBytes}`,
+      );
+    }
     if (kind === RecordKind.push) {
       this.#pushes.push(body);
       this.#wakeConsumer?.();

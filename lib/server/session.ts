@@ -369,6 +369,13 @@ export class Session implements AsyncIterable<IncomingMessage> {
     this.#nextId = nextMessageId(id);
     const current = { id, confirmed: false };
     this.#current = current;
+    // The record limit never goes below a batch record's size, so a small
+    // maxMessageBytes is held here (docs/protocol/batching.md).
+    if (data.length > this.#maxMessageBytes) {
+      throw new FrameTooLargeError(
+        `Message of ${data.length} bytes exceeds ${this.#maxMessageBytes}`,
+      );
+    }
     return {
       id,
       data,

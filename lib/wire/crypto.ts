@@ -194,6 +194,8 @@ export function x25519SharedSecret(
 }
 
 const AEAD = "chacha20-poly1305";
+/** Records up to this size are sealed with one update() call. */
+const JOIN_PARTS_BYTES = 4096;
 
 /**
  * Seals the concatenation of `parts` with ChaCha20-Poly1305 and writes the
@@ -214,10 +216,22 @@ export function sealInto(
   for (const part of parts) length += part.length;
   const cipher = createCipheriv(AEAD, key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad, { plaintextLength: length });
-  for (const part of parts) {
-    const sealed = cipher.update(part);
-    target.set(sealed, offset);
-    offset += sealed.length;
+  if (parts.length > 1 && length <= JOIN_PARTS_BYTES) {
+    // Each update() is an op and a new Buffer (~0.5 µs); for small records
+    // copying the parts into place and sealing them in one call is cheaper.
+    let at = offset;
+    for (const part of parts) {
+      target.set(part, at);
+      at += part.length;
+    }
+    target.set(cipher.update(target.subarray(offset, at)), offset);
+    offset = at;
+  } else {
+    for (const part of parts) {
+      const sealed = cipher.update(part);
+      target.set(sealed, offset);
+      offset += sealed.length;
+    }
   }
   cipher.final();
   target.set(cipher.getAuthTag(), offset);

@@ -84,6 +84,11 @@ export const RecordKind = {
   ack: 0x12,
   /** Server to client: an unsolicited message (chat from others). */
   push: 0x13,
+  /**
+   * Either way: several records sealed as one, body = per record a u16 BE
+   * length, then its kind and body (docs/protocol/batching.md).
+   */
+  batch: 0x14,
   /** Either way: are you there? body = 8 opaque bytes (docs/protocol/liveness.md). */
   ping: 0x20,
   /** Either way: the answer to a ping, body = the ping's 8 bytes. */

@@ -168,6 +168,8 @@ export interface ListeningProcess extends AsyncDisposable {
   /** Host and port from its `listening on HOST:PORT` line. */
   readonly hostname: string;
   readonly port: number;
+  /** Its process id (the bench reads its CPU time from /proc). */
+  readonly pid: number;
   /** Its stderr so far; all of it once it has exited. */
   stderr(): string;
   /**
@@ -220,6 +222,7 @@ export async function startListening(
   return {
     hostname: match[1],
     port: Number(match[2]),
+    pid: child.pid,
     stderr: stderr.text,
     stop,
     async [Symbol.asyncDispose]() {
@@ -369,8 +372,8 @@ export function spawnClient(
   };
 }
 
-/** Lines of a child's stdout, read on demand. */
-class LineStream {
+/** Lines of a child's stdout, read on demand (the bench's servers too). */
+export class LineStream {
   #reader: ReadableStreamDefaultReader<string>;
   #buffer = "";
   #done = false;
@@ -379,6 +382,7 @@ class LineStream {
     this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
   }
 
+  /** The next line, without its newline; `null` once the stream ended. */
   async readLine(): Promise<string | null> {
     while (true) {
       const newline = this.#buffer.indexOf("\n");
