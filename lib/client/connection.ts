@@ -23,7 +23,7 @@ import {
   nextMessageId,
   splitMessageId,
 } from "../wire/messages.ts";
-import { CloseCode, RecordKind } from "../wire/protocol.ts";
+import { CloseCode, MESSAGE_ID_BYTES, RecordKind } from "../wire/protocol.ts";
 import {
   answerLiveness,
   livenessVerdict,

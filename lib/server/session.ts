@@ -12,7 +12,7 @@
 
 import { utf8 } from "../wire/bytes.ts";
 import type { Channel } from "../wire/channel.ts";
-import { ProtocolError } from "../errors.ts";
+import { FrameTooLargeError, ProtocolError } from "../errors.ts";
 import {
   closeForError,
   encodeMessageId,

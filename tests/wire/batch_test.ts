@@ -24,6 +24,7 @@ const KEYS: SessionKeys = {
   clientToServer: seededBytes(1, 32),
   serverToClient: seededBytes(2, 32),
   transcriptHash: new Uint8Array(32),
+  channelBinding: new Uint8Array(32),
 };
 const AFTER_LOGIN_LIMIT = 1024 * 1024 + 21;
 
