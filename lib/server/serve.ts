@@ -21,18 +21,13 @@ import { utf8 } from "../wire/bytes.ts";
 import { type Channel, openChannel } from "../wire/channel.ts";
 import { hmacSha256 } from "../wire/crypto.ts";
 import { describeError } from "../errors.ts";
-import { FrameReader } from "../wire/framing.ts";
 import { handshakeAsServer } from "../wire/handshake.ts";
-import {
-  ConnectionGate,
-  normalizeAddress,
-  parseAddressList,
-  PenaltyBox,
-} from "./limits.ts";
+import { ConnectionGate, parseAddressList, PenaltyBox } from "./limits.ts";
 import { loginAsServer, type UserDirectory } from "../login/login.ts";
 import { CloseCode, RECORD_OVERHEAD_BYTES } from "../wire/protocol.ts";
 import { resolveServeOptions, type ServeOptions } from "./serve_options.ts";
 import { Session } from "./session.ts";
+import { type Origin, resolveOrigin } from "./origin.ts";
 
 export type { ServeOptions } from "./serve_options.ts";
 
@@ -91,6 +86,7 @@ interface Context extends AdmissionContext {
   readonly fakeSaltKey: Uint8Array;
   readonly sessions: Set<Session>;
   readonly starting: Set<Deno.Conn>;
+  readonly proxyFrom: ReturnType<typeof parseAddressList> | null;
 }
 
 /**
@@ -121,7 +117,8 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   const listener = Deno.listen({
     hostname: options.host ?? "127.0.0.1",
     port: options.port ?? 9000,
-  });
+    ...(options.reusePort ? { reusePort: true } : {}),
+  } as Deno.TcpListenOptions);
   const exempt = parseAddressList(settings.penaltyExempt);
   const penalty = {
     baseMs: settings.penaltyBaseMs,
@@ -147,6 +144,9 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     sessions: new Set(),
     starting: new Set(),
     shuttingDown: false,
+    proxyFrom: settings.proxyProtocolFrom.length
+      ? parseAddressList(settings.proxyProtocolFrom)
+      : null,
   };
   const addr = listener.addr;
   ctx.logger.log({
@@ -204,15 +204,22 @@ async function handleConnection(
   id: number,
   ctx: Context,
 ): Promise<void> {
-  const peer = `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`;
-  const address = normalizeAddress(conn.remoteAddr.hostname);
+  const origin = await resolveOrigin(conn, id, {
+    proxyFrom: ctx.proxyFrom,
+    filter: ctx.options.addressFilter,
+    timeoutMs: ctx.options.loginTimeoutMs,
+    metrics: ctx.options.metrics,
+    logger: ctx.logger,
+  });
+  if (!origin) return;
+  const { peer, address } = origin;
   if (!admit(conn, { id, peer, address }, ctx)) return;
   ctx.logger.log({ event: "accepted", conn: id, peer });
   conn.setNoDelay(true);
   ctx.starting.add(conn);
   let start: Awaited<ReturnType<typeof authenticate>> = null;
   try {
-    start = await authenticate(conn, { id, peer, address }, ctx);
+    start = await authenticate(conn, { id, peer, address, origin }, ctx);
   } finally {
     ctx.starting.delete(conn);
     if (!start) ctx.gate.release({ established: false });
@@ -221,7 +228,8 @@ async function handleConnection(
   ctx.gate.established();
   // Returned, not awaited: this frame ends here instead of staying suspended
   // for the whole session of every idle connection (bench: idle memory).
-  return runSession(start.channel, { id, peer, user: start.user, conn }, ctx)
+  const who = { id, peer, user: start.user, conn, origin };
+  return runSession(start.channel, who, ctx)
     .finally(() => ctx.gate.release({ established: true }));
 }
 
@@ -234,12 +242,12 @@ async function handleConnection(
  */
 async function authenticate(
   conn: Deno.TcpConn,
-  who: { id: number; peer: string; address: string },
+  who: { id: number; peer: string; address: string; origin: Origin },
   ctx: Context,
 ): Promise<{ channel: Channel; user: string | null } | null> {
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), ctx.options.loginTimeoutMs);
-  const framed = { conn, reader: new FrameReader(conn) };
+  const framed = who.origin.framed;
   let channel: Channel | null = null;
   try {
     const keys = await handshakeAsServer(framed, ctx.options.psk, {
@@ -276,13 +284,19 @@ async function authenticate(
 
 async function runSession(
   channel: Channel,
-  who: { id: number; peer: string; user: string | null; conn: Deno.TcpConn },
+  who: {
+    id: number;
+    peer: string;
+    user: string | null;
+    conn: Deno.TcpConn;
+    origin: Origin;
+  },
   ctx: Context,
 ): Promise<void> {
   const session = new Session(channel, {
     id: who.id,
     user: who.user,
-    remoteAddr: who.conn.remoteAddr,
+    remoteAddr: who.origin.remoteAddr,
     maxQueueBytes: ctx.options.maxQueueBytes,
     maxMessageBytes: ctx.options.maxMessageBytes,
   });

@@ -8,6 +8,8 @@
 import type { Logger } from "./log.ts";
 import { silentLogger } from "./log.ts";
 import type { UserDirectory } from "../login/login.ts";
+import type { AddressFilter } from "./address_filter.ts";
+import type { ServerMetrics } from "./metrics.ts";
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   HANDSHAKE_TIMEOUT_MS,
@@ -127,6 +129,34 @@ export interface ServeOptions {
    * @default {5000}
    */
   shutdownTimeoutMs?: number;
+  /**
+   * Load balancers (addresses or CIDR ranges) that must send a PROXY
+   * protocol header (v1 or v2) before the preamble; its source address is
+   * then the client's address everywhere. Others may not send one.
+   *
+   * @default {[]}
+   */
+  proxyProtocolFrom?: string[];
+  /**
+   * Allow and deny lists applied to the client's real address before any
+   * crypto; `update()` them to reload.
+   *
+   * @default {null}
+   */
+  addressFilter?: AddressFilter | null;
+  /**
+   * Counters for bytes and frames in and out (`createServerMetrics()`).
+   *
+   * @default {null}
+   */
+  metrics?: ServerMetrics | null;
+  /**
+   * Listen with `SO_REUSEPORT` so several processes share the port
+   * (Linux; needs `--unstable-net`).
+   *
+   * @default {false}
+   */
+  reusePort?: boolean;
 }
 
 /** Every option of {@link ServeOptions} but the listening address and users, resolved to a value. */
@@ -154,6 +184,10 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     penaltyExempt: options.penaltyExempt ?? [],
     iterations: options.iterations ?? DEFAULT_SCRAM_ITERATIONS,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
+    proxyProtocolFrom: options.proxyProtocolFrom ?? [],
+    addressFilter: options.addressFilter ?? null,
+    metrics: options.metrics ?? null,
+    reusePort: options.reusePort ?? false,
   };
   if (settings.psk.length < MIN_PSK_BYTES) {
     throw new RangeError(

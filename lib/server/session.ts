@@ -156,6 +156,11 @@ export class Session implements AsyncIterable<IncomingMessage> {
     return this.#lastActivity;
   }
 
+  /** Bytes queued to the client and not yet written (for metrics). */
+  get queuedBytes(): number {
+    return this.#channel.queuedBytes;
+  }
+
   /**
    * How the session ended, once it has.
    *
