@@ -39,6 +39,7 @@ export type LogEventName =
   | "users_reload_failed"
   | "user_upgraded"
   | "warning"
+  | "broker"
   | "error";
 
 /**
