@@ -31,6 +31,13 @@ import { UserStore } from "../users/user_store.ts";
 import { legacyMd5Hex } from "../users/userinfo.ts";
 import type { CommandIo } from "./command_io.ts";
 import { parseFlags, positiveInteger } from "./flags.ts";
+import { expandConfigArgs, formatConfig } from "./serve_config.ts";
+import {
+  SCALEOUT_OPTIONS,
+  SCALEOUT_USAGE,
+  setupScaleout,
+} from "./serve_scaleout.ts";
+import { runWorkers } from "./workers.ts";
 
 /** The services `--service` can name. */
 export const SERVICES: Record<string, () => SessionHandler> = {
@@ -68,6 +75,7 @@ Options:
                            (default 5)
   --log-format FORMAT      text or json (default text)
   -h, --help               show this help
+${SCALEOUT_USAGE}
 
 Signals: SIGINT/SIGTERM shut down gracefully (exit 0); SIGHUP reloads --users.`;
 
@@ -90,6 +98,7 @@ const OPTIONS = {
   "shutdown-timeout": { type: "string", default: "5" },
   "log-format": { type: "string", default: "text" },
   help: { type: "boolean", short: "h", default: false },
+  ...SCALEOUT_OPTIONS,
 } as const;
 
 /**
@@ -104,6 +113,8 @@ export async function runServeCommand(
   args: string[],
   io: CommandIo,
 ): Promise<number> {
+  const commandLine = args;
+  args = await expandConfigArgs(args, OPTIONS);
   const { values } = parseFlags(args, OPTIONS, {
     command: "serve",
     help: "server.ts serve --help",
@@ -111,6 +122,28 @@ export async function runServeCommand(
   if (values.help) {
     io.stdout(SERVE_USAGE);
     return 0;
+  }
+  if (values["print-config"]) {
+    io.stdout(formatConfig(values, OPTIONS));
+    return 0;
+  }
+  const workers = positiveInteger(values.workers, "--workers", { min: 1 });
+  if (workers > 1 && values["worker-index"] === undefined) {
+    const caps = buildOptions(
+      values,
+      createLogger({ format: "text", write: () => {} }),
+    );
+    await resolvePsk({
+      keyFile: values["key-file"],
+      env: io.env,
+      createIfMissing: true,
+    });
+    return await runWorkers(commandLine, {
+      workers,
+      maxConnections: caps.maxConnections!,
+      maxStartups: caps.maxStartups!,
+      metrics: values.metrics,
+    }, io);
   }
   const service = SERVICES[values.service];
   if (!service) {
@@ -122,7 +155,12 @@ export async function runServeCommand(
   if (format !== "text" && format !== "json") {
     throw new UsageError(`Cannot use --log-format "${format}": text or json`);
   }
-  const logger = createLogger({ format, write: (line) => io.stderr(line) });
+  const scaleout = setupScaleout(values, {
+    args: commandLine,
+    logger: createLogger({ format, write: (line) => io.stderr(line) }),
+    specs: OPTIONS,
+  });
+  const logger = scaleout.logger;
   const options = buildOptions(values, logger);
   const key = await resolvePsk({
     keyFile: values["key-file"],
@@ -139,10 +177,14 @@ export async function runServeCommand(
   });
   // Listen for signals before announcing readiness: a script may send
   // SIGTERM as soon as it reads the "listening on" line.
-  const signals = listenForSignals(users);
+  const signals = listenForSignals(users, scaleout.reload);
   try {
     users?.watch();
-    const server = serve({ ...options, psk: key.psk, users }, service());
+    const server = serve(
+      { ...options, ...scaleout.options, psk: key.psk, users },
+      scaleout.handler(values.service, service),
+    );
+    scaleout.attach(server);
     const { hostname, port } = server.addr;
     io.stdout(`listening on ${hostname}:${port}`);
     if (users) await warnAboutDemoUser(users, hostname, logger);
@@ -152,6 +194,7 @@ export async function runServeCommand(
   } finally {
     signals.remove();
     users?.close();
+    await scaleout.close();
   }
 }
 
@@ -198,12 +241,18 @@ function validExempt(entries: string[]): string[] {
  * Installs the signal listeners: SIGINT/SIGTERM resolve `stopped`, SIGHUP
  * reloads the users. `remove()` uninstalls them.
  */
-function listenForSignals(users: UserStore | null) {
+function listenForSignals(
+  users: UserStore | null,
+  reload: () => Promise<void>,
+) {
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
   const listeners: [Deno.Signal, () => void][] = [
     ["SIGINT", resolve],
     ["SIGTERM", resolve],
-    ["SIGHUP", () => void users?.reload()],
+    [
+      "SIGHUP",
+      () => void (users?.reload() ?? Promise.resolve()).then(reload, reload),
+    ],
   ];
   const added = listeners.filter(([signal, listener]) => {
     try {
