@@ -40,6 +40,12 @@ interface Metric {
   read(): Map<string, number>;
 }
 
+/**
+ * How long an address counts as penalised after its last penalty: the
+ * penalty box's default memory (`forgetAfterMs`), during which a new failure
+ * doubles the delay.
+ */
+const PENALTY_MEMORY_MS = 600_000;
 const NAME_REGEXP = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 /**
@@ -196,7 +202,7 @@ export function createServerMetrics(
   const penaltyUntil = new Map<string, number>();
   registry.gaugeFrom(
     "doorman_penalties_active",
-    "Addresses under a failed-login penalty now.",
+    "Addresses penalised for failed logins in the last 10 minutes.",
     () => {
       const time = now();
       for (const [address, until] of penaltyUntil) {
@@ -247,7 +253,8 @@ export function createServerMetrics(
           break;
         case "penalty":
           if (event.address !== undefined && event.ms !== undefined) {
-            penaltyUntil.set(event.address, now() + event.ms);
+            const ms = Math.max(event.ms, PENALTY_MEMORY_MS);
+            penaltyUntil.set(event.address, now() + ms);
           }
           break;
       }
