@@ -59,6 +59,11 @@ export {
 } from "./lib/server/metrics.ts";
 export { type MetricsServer, serveMetrics } from "./lib/server/metrics_http.ts";
 export {
+  connectPenaltyShare,
+  type FailureRecorder,
+  type PenaltyShare,
+} from "./lib/server/penalty_share.ts";
+export {
   type ChatBridge,
   type ChatBridgeOptions,
   connectChatBridge,

@@ -22,6 +22,10 @@ import {
   connectChatBridge,
   parseBrokerUrl,
 } from "../services/chat_bridge.ts";
+import {
+  connectPenaltyShare,
+  type PenaltyShare,
+} from "../server/penalty_share.ts";
 import { configPath, flagsGiven, readConfigFile } from "./serve_config.ts";
 
 /** The scale-out flags, merged into `serve`'s option specs. */
@@ -31,6 +35,7 @@ export const SCALEOUT_OPTIONS = {
   deny: { type: "string", multiple: true },
   metrics: { type: "string" },
   broker: { type: "string" },
+  "broker-penalties": { type: "boolean", default: false },
   "broker-room": { type: "string", default: "lobby" },
   workers: { type: "string", default: "1" },
   "worker-index": { type: "string" },
@@ -58,6 +63,8 @@ Running more than one (see README "Running more than one"):
                            (worker i uses PORT+i)
   --broker nats://HOST:PORT  bridge the chat room through NATS
   --broker-room NAME       the room's subject suffix (default lobby)
+  --broker-penalties       share failed-login penalties with the other servers
+                           and workers through the broker
   --worker-index N         internal: set by --workers for each worker`;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -122,18 +129,32 @@ export function setupScaleout(
   const metrics: ServerMetrics | null = metricsAddress
     ? createServerMetrics()
     : null;
-  const base = context.logger;
-  const logger: Logger = metrics
-    ? { log: (event) => (metrics.observe(event), base.log(event)) }
-    : base;
-  let bridge: ChatBridge | null = null;
+  let brokerServer: string | null = null;
   if (values.broker !== undefined) {
     try {
-      parseBrokerUrl(String(values.broker));
+      brokerServer = parseBrokerUrl(String(values.broker));
     } catch (error) {
       throw new UsageError((error as Error).message);
     }
   }
+  if (values["broker-penalties"] && brokerServer === null) {
+    throw new UsageError("Cannot use --broker-penalties without --broker");
+  }
+  const base = context.logger;
+  let share: PenaltyShare | null = null;
+  const logger: Logger = {
+    log(event) {
+      metrics?.observe(event);
+      if (event.event === "penalty" && event.address !== undefined) {
+        share?.publish(event.address);
+      }
+      base.log(event);
+    },
+  };
+  if (values["broker-penalties"] && brokerServer !== null) {
+    share = connectPenaltyShare({ server: brokerServer, logger });
+  }
+  let bridge: ChatBridge | null = null;
   const sessions = new Set<Session>();
   let endpoint: MetricsServer | null = null;
   return {
@@ -144,6 +165,7 @@ export function setupScaleout(
         : filter,
       metrics,
       reusePort: values["worker-index"] !== undefined,
+      penaltyShare: share,
     },
     logger,
     handler(service, create) {
@@ -214,6 +236,7 @@ export function setupScaleout(
     async close() {
       await endpoint?.shutdown();
       await (bridge as ChatBridge | null)?.close();
+      await share?.close();
     },
   };
 }

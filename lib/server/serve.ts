@@ -148,6 +148,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
       ? parseAddressList(settings.proxyProtocolFrom)
       : null,
   };
+  settings.penaltyShare?.attach(ctx.addressPenalties);
   const addr = listener.addr;
   ctx.logger.log({
     event: "listening",

@@ -10,6 +10,7 @@ import { silentLogger } from "./log.ts";
 import type { UserDirectory } from "../login/login.ts";
 import type { AddressFilter } from "./address_filter.ts";
 import type { ServerMetrics } from "./metrics.ts";
+import type { PenaltyShare } from "./penalty_share.ts";
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   HANDSHAKE_TIMEOUT_MS,
@@ -157,6 +158,13 @@ export interface ServeOptions {
    * @default {false}
    */
   reusePort?: boolean;
+  /**
+   * Failed-login penalties shared with other servers through the broker
+   * (`connectPenaltyShare()`); feed it the `penalty` events' addresses.
+   *
+   * @default {null}
+   */
+  penaltyShare?: PenaltyShare | null;
 }
 
 /** Every option of {@link ServeOptions} but the listening address and users, resolved to a value. */
@@ -188,6 +196,7 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     addressFilter: options.addressFilter ?? null,
     metrics: options.metrics ?? null,
     reusePort: options.reusePort ?? false,
+    penaltyShare: options.penaltyShare ?? null,
   };
   if (settings.psk.length < MIN_PSK_BYTES) {
     throw new RangeError(

@@ -317,3 +317,60 @@ Deno.test({
     await reading;
   },
 });
+
+Deno.test({
+  name:
+    "server.ts serve --broker-penalties: failed logins on one server get the client refused by the other",
+  ignore: missingBinary("nats-server") !== null,
+  async fn() {
+    const natsPort = freePort();
+    await using _nats = await startNats(natsPort);
+    const args = [
+      ...["--broker", `nats://127.0.0.1:${natsPort}`, "--broker-penalties"],
+      ...["--service", "echo"],
+    ];
+    await using first = await startWith({
+      service: "echo",
+      users: USERS,
+      args,
+    });
+    await using second = await startWith(
+      { service: "echo", users: USERS, args },
+      first,
+    );
+    const psk = await pskOf(first.keyFile);
+    for (const server of [first, second]) {
+      assert.ok(
+        await waitFor(() =>
+          server.stderr().includes('reason="penalty sharing connected"')
+        ),
+      );
+    }
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(() =>
+        connect({ port: first.port, psk, user: "alex", password: "wrong" })
+      );
+    }
+    assert.ok(
+      await waitFor(async () => {
+        try {
+          const client = await connect({
+            port: second.port,
+            psk,
+            user: "bob",
+            password: "bob pw",
+          });
+          await client.close();
+          return false;
+        } catch {
+          return true;
+        }
+      }, { tries: 20, everyMs: 100 }),
+    );
+    assert.match(
+      second.stderr(),
+      / refused conn=\d+ peer=127\.0\.0\.1:\d+ reason="penalty/,
+    );
+    assert.doesNotMatch(second.stderr(), / login_failed /);
+  },
+});
