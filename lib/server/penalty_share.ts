@@ -75,11 +75,6 @@ export function connectPenaltyShare(
       });
       if (closing) return void await connection.close();
       nc = connection;
-      options.logger.log({
-        event: "broker",
-        reason: "penalty sharing connected",
-      });
-      ready.resolve();
       connection.subscribe(PENALTY_SUBJECT, {
         callback: (error, message) => {
           if (error !== null || message.data.length > 64) return;
@@ -90,6 +85,13 @@ export function connectPenaltyShare(
           }
         },
       });
+      // The subscription is live at the broker once flush() returns.
+      await connection.flush();
+      options.logger.log({
+        event: "broker",
+        reason: "penalty sharing connected",
+      });
+      ready.resolve();
       await connection.closed();
     } catch (error) {
       if (!closing) {

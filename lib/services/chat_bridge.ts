@@ -121,15 +121,17 @@ export function connectChatBridge(options: ChatBridgeOptions): ChatBridge {
         return;
       }
       nc = connection;
-      connected = true;
-      log("connected");
-      ready.resolve();
       const subscription = connection.subscribe(subject, {
         callback: (error, message) => {
           if (error === null) deliver(decoder.decode(message.data));
         },
       });
       const watching = watchStatus(connection);
+      // The subscription is live at the broker once flush() returns.
+      await connection.flush();
+      connected = true;
+      log("connected");
+      ready.resolve();
       await connection.closed();
       subscription.unsubscribe();
       await watching;
