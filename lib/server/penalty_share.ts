@@ -14,9 +14,7 @@
  * @module
  */
 
-// Pinned inline and locked in deno.lock, like lib/login/saslprep.ts.
-// deno-lint-ignore no-import-prefix
-import * as nats from "npm:@nats-io/transport-node@3.4.0";
+import { loadNats, type NatsConnection } from "./nats.ts";
 import { normalizeAddress } from "./address.ts";
 import type { Logger } from "./log.ts";
 
@@ -59,11 +57,12 @@ export function connectPenaltyShare(
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
   let box: FailureRecorder | null = null;
-  let nc: nats.NatsConnection | null = null;
+  let nc: NatsConnection | null = null;
   let closing = false;
   const ready = Promise.withResolvers<void>();
   const running = (async () => {
     try {
+      const nats = await loadNats();
       const connection = await nats.connect({
         servers: options.server,
         name: "doorman-penalties",

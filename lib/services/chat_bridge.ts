@@ -18,9 +18,7 @@
  * @module
  */
 
-// Pinned inline and locked in deno.lock, like lib/login/saslprep.ts.
-// deno-lint-ignore no-import-prefix
-import * as nats from "npm:@nats-io/transport-node@3.4.0";
+import { loadNats, type NatsConnection } from "../server/nats.ts";
 import type { Logger } from "../server/log.ts";
 
 /** Subject prefix of chat rooms. */
@@ -100,13 +98,14 @@ export function connectChatBridge(options: ChatBridgeOptions): ChatBridge {
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
   let deliver: (line: string) => void = () => {};
-  let nc: nats.NatsConnection | null = null;
+  let nc: NatsConnection | null = null;
   let connected = false;
   let closing = false;
   let dropped = 0;
   const ready = Promise.withResolvers<void>();
   const running = (async () => {
     try {
+      const nats = await loadNats();
       const connection = await nats.connect({
         servers: server,
         name: "doorman",
@@ -142,7 +141,7 @@ export function connectChatBridge(options: ChatBridgeOptions): ChatBridge {
     }
   })();
 
-  async function watchStatus(connection: nats.NatsConnection): Promise<void> {
+  async function watchStatus(connection: NatsConnection): Promise<void> {
     for await (const status of connection.status()) {
       if (status.type === "disconnect") {
         connected = false;
