@@ -225,7 +225,7 @@ export function setupScaleout(
             ? addressListFlag(values, name)
             : addressListFlag({ [name]: file.get(name) as string[] }, name);
         filter.update({ allow: list("allow"), deny: list("deny") });
-        logger.log({ event: "warning", reason: "allow/deny lists reloaded" });
+        logger.log({ event: "config_reloaded", reason: "allow/deny lists" });
       } catch (error) {
         logger.log({
           event: "error",

@@ -40,6 +40,7 @@ export type LogEventName =
   | "user_upgraded"
   | "warning"
   | "broker"
+  | "config_reloaded"
   | "error";
 
 /**

@@ -374,3 +374,69 @@ Deno.test({
     assert.doesNotMatch(second.stderr(), / login_failed /);
   },
 });
+
+Deno.test("server.ts serve --workers 2 --config: SIGHUP reloads the deny list in every worker", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "doorman_reload_test_" });
+  try {
+    const keyFile = `${dir}/doorman.key`;
+    await Deno.writeTextFile(keyFile, "cd".repeat(32) + "\n", { mode: 0o600 });
+    const config = `${dir}/doorman.toml`;
+    await Deno.writeTextFile(config, "deny = []\n");
+    const [command, ...prefix] = denoRun("server");
+    prefix.splice(prefix.length - 1, 0, "--allow-run");
+    const child = new Deno.Command(command, {
+      args: [
+        ...prefix,
+        "serve",
+        ...["--config", config, "--port", "0", "--key-file", keyFile],
+        ...["--anonymous", "--service", "echo", "--workers", "2"],
+      ],
+      cwd: dir,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let stderr = "";
+    const stderrDone = child.stderr.pipeThrough(new TextDecoderStream())
+      .pipeTo(new WritableStream({ write: (chunk) => void (stderr += chunk) }));
+    const stdout = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    try {
+      let first = "";
+      while (!first.includes("\n")) {
+        const { value, done } = await stdout.read();
+        if (done) break;
+        first += value;
+      }
+      const port = Number(/^listening on .+:(\d+)$/m.exec(first)?.[1]);
+      assert.ok(port > 0, first + stderr);
+      const psk = await pskOf(keyFile);
+      const client = await connect({ port, psk });
+      assert.equal(decoder.decode(await client.request("in")), "in");
+      await client.close();
+      await Deno.writeTextFile(config, 'deny = ["127.0.0.0/8"]\n');
+      child.kill("SIGHUP");
+      const reloaded = () =>
+        stderr.match(/ config_reloaded reason="allow\/deny lists"/g)?.length ??
+          0;
+      assert.ok(await waitFor(() => reloaded() === 2), stderr);
+      for (let i = 0; i < 4; i++) {
+        await assert.rejects(() => connect({ port, psk }));
+      }
+    } finally {
+      child.kill("SIGTERM");
+      const status = await child.status;
+      await stdout.cancel();
+      await stderrDone;
+      assert.equal(status.code, 0, stderr);
+    }
+    assert.ok(
+      (stderr.match(
+        / refused conn=\d+ peer=127\.0\.0\.1:\d+ reason="address denied"/g,
+      )?.length ?? 0) >= 4,
+      stderr,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
