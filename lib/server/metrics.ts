@@ -5,11 +5,12 @@
  * and {@link ServerMetrics.observe} turns log events into counts, so the
  * server core needs no metrics calls beyond the byte meters.
  *
- * Why not npm `prom-client`: its `inc()` builds a label key per call and
- * its registry is global by default (module state, STYLE §4); doorman's hot
- * path (bytes and frames through every connection) needs a plain number
- * addition, and the text format is three line shapes. It does no I/O:
- * metrics_http.ts serves it.
+ * Why not npm `prom-client` (15.1.3): it does run under Deno, and its
+ * unlabelled `inc()` costs about as little (measured: 5.9 ns against 3.4 ns
+ * per call), but a labelled `inc()` builds a key per call (292 ns against
+ * 18 ns), it brings two packages, and its default registry is module state
+ * (STYLE §4). The text format is three line shapes; writing it is smaller
+ * than the dependency. It does no I/O: metrics_http.ts serves it.
  *
  * @module
  */
