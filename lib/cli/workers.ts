@@ -82,6 +82,7 @@ export async function runWorkers(
       if (line === null) {
         const status = await child.status;
         await stopAll(children, "SIGTERM");
+        if (signals.stopping) return 0; // Stopped while starting.
         return status.code === 0 ? 1 : status.code;
       }
       listening ??= line;
