@@ -37,7 +37,7 @@ import {
   SCALEOUT_USAGE,
   setupScaleout,
 } from "./serve_scaleout.ts";
-import { runWorkers } from "./workers.ts";
+import { runWorkersIfAsked } from "./workers.ts";
 
 /** The services `--service` can name. */
 export const SERVICES: Record<string, () => SessionHandler> = {
@@ -127,24 +127,8 @@ export async function runServeCommand(
     io.stdout(formatConfig(values, OPTIONS));
     return 0;
   }
-  const workers = positiveInteger(values.workers, "--workers", { min: 1 });
-  if (workers > 1 && values["worker-index"] === undefined) {
-    const caps = buildOptions(
-      values,
-      createLogger({ format: "text", write: () => {} }),
-    );
-    await resolvePsk({
-      keyFile: values["key-file"],
-      env: io.env,
-      createIfMissing: true,
-    });
-    return await runWorkers(commandLine, {
-      workers,
-      maxConnections: caps.maxConnections!,
-      maxStartups: caps.maxStartups!,
-      metrics: values.metrics,
-    }, io);
-  }
+  const workerExit = await runWorkersIfAsked(values, { args: commandLine, io });
+  if (workerExit !== null) return workerExit;
   const service = SERVICES[values.service];
   if (!service) {
     throw new UsageError(

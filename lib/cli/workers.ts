@@ -20,7 +20,9 @@
  */
 
 import { UsageError } from "../errors.ts";
+import { resolvePsk } from "../key_file.ts";
 import type { CommandIo } from "./command_io.ts";
+import { positiveInteger } from "./flags.ts";
 
 /** What the parent needs from the parsed flags. */
 export interface WorkerSettings {
@@ -35,6 +37,46 @@ export interface WorkerSettings {
 }
 
 const LISTENING_REGEXP = /^listening on (.+):(\d+)$/;
+
+/**
+ * Runs the workers when `--workers` is above 1 and this process is not a
+ * worker itself: creates the key file first if it is missing (so the
+ * workers do not race to create it), then {@link runWorkers}.
+ *
+ * @param values The parsed `serve` flags.
+ * @param context The command line as given (each worker reads any config
+ *   file itself) and the console.
+ * @returns The exit code, or `null` when this process should serve itself.
+ * @throws {UsageError} On a bad `--workers`, `--max-connections` or
+ *   `--max-startups`, off Linux, or without `--allow-run`.
+ */
+export async function runWorkersIfAsked(
+  values: Record<string, string | boolean | string[] | undefined>,
+  context: { args: string[]; io: CommandIo },
+): Promise<number | null> {
+  const count = (name: string) =>
+    positiveInteger(String(values[name]), `--${name}`, { min: 1 });
+  const workers = count("workers");
+  if (workers === 1 || values["worker-index"] !== undefined) return null;
+  const settings = {
+    workers,
+    maxConnections: count("max-connections"),
+    maxStartups: count("max-startups"),
+    metrics: values.metrics === undefined ? undefined : String(values.metrics),
+  };
+  const keyFile = values["key-file"];
+  const key = await resolvePsk({
+    keyFile: typeof keyFile === "string" ? keyFile : undefined,
+    env: context.io.env,
+    createIfMissing: true,
+  });
+  if (key.created) {
+    context.io.stderr(
+      `server: created a new key file "${key.created}" (mode 0600); copy it to your clients`,
+    );
+  }
+  return await runWorkers(context.args, settings, context.io);
+}
 
 /**
  * Runs N workers until a signal stops them, or one dies.
