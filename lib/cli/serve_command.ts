@@ -172,7 +172,7 @@ export async function runServeCommand(
     const { hostname, port } = server.addr;
     io.stdout(`listening on ${hostname}:${port}`);
     if (users) await warnAboutDemoUser(users, hostname, logger);
-    await signals.stopped;
+    await Promise.race([signals.stopped, scaleout.parentGone]);
     await server.shutdown();
     return 0;
   } finally {

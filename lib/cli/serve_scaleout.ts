@@ -27,6 +27,7 @@ import {
   type PenaltyShare,
 } from "../server/penalty_share.ts";
 import { configPath, flagsGiven, readConfigFile } from "./serve_config.ts";
+import { parentGone } from "./workers.ts";
 
 /** The scale-out flags, merged into `serve`'s option specs. */
 export const SCALEOUT_OPTIONS = {
@@ -79,6 +80,8 @@ export interface Scaleout {
   handler(service: string, create: () => SessionHandler): SessionHandler;
   /** Starts the metrics endpoint once the server runs. */
   attach(server: Server): void;
+  /** Resolves when this worker's parent is gone; never outside workers. */
+  readonly parentGone: Promise<void>;
   /** SIGHUP: re-reads the allow/deny lists from the config file. */
   reload(): Promise<void>;
   /** Stops the endpoint and the bridge. */
@@ -168,6 +171,11 @@ export function setupScaleout(
       penaltyShare: share,
     },
     logger,
+    parentGone: values["worker-index"] === undefined
+      ? new Promise<void>(() => {})
+      : parentGone().then(() =>
+        logger.log({ event: "shutdown", reason: "parent process gone" })
+      ),
     handler(service, create) {
       let handler = create();
       if (service === "chat" && values.broker !== undefined) {

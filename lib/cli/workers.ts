@@ -19,10 +19,12 @@
  * @module
  */
 
+import { dirname, resolve } from "node:path";
 import { UsageError } from "../errors.ts";
 import { resolvePsk } from "../key_file.ts";
 import type { CommandIo } from "./command_io.ts";
 import { positiveInteger } from "./flags.ts";
+import { configPath } from "./serve_config.ts";
 
 /** What the parent needs from the parsed flags. */
 export interface WorkerSettings {
@@ -34,6 +36,12 @@ export interface WorkerSettings {
   readonly maxStartups: number;
   /** `HOST:PORT` of the metrics endpoint, or undefined. */
   readonly metrics?: string;
+  /**
+   * Files the workers read (key, users, config), for a parent whose
+   * `--allow-read`/`--allow-write` name paths: the workers get those of
+   * them (and their folders) the parent may use.
+   */
+  readonly files?: readonly string[];
 }
 
 const LISTENING_REGEXP = /^listening on (.+):(\d+)$/;
@@ -58,13 +66,21 @@ export async function runWorkersIfAsked(
     positiveInteger(String(values[name]), `--${name}`, { min: 1 });
   const workers = count("workers");
   if (workers === 1 || values["worker-index"] !== undefined) return null;
+  const keyFile = values["key-file"];
+  const files = [
+    keyFile ?? "doorman.key",
+    values.users,
+    configPath(context.args),
+  ]
+    .filter((file): file is string => typeof file === "string")
+    .map((file) => resolve(file));
   const settings = {
     workers,
     maxConnections: count("max-connections"),
     maxStartups: count("max-startups"),
     metrics: values.metrics === undefined ? undefined : String(values.metrics),
+    files,
   };
-  const keyFile = values["key-file"];
   const key = await resolvePsk({
     keyFile: typeof keyFile === "string" ? keyFile : undefined,
     env: context.io.env,
@@ -118,7 +134,7 @@ export async function runWorkers(
       if (listening) extra.push(`--port=${listening.port}`);
       const metrics = metricsFor(settings.metrics, index);
       if (metrics) extra.push(`--metrics=${metrics}`);
-      const child = spawnWorker([...args, ...extra]);
+      const child = spawnWorker([...args, ...extra], settings.files ?? []);
       children.push(child);
       const line = await readListeningLine(child);
       if (line === null) {
@@ -158,7 +174,10 @@ function metricsFor(metrics: string | undefined, index: number) {
 }
 
 /** Starts one worker: this program again, with the parent's permissions. */
-function spawnWorker(args: string[]): Deno.ChildProcess {
+function spawnWorker(
+  args: string[],
+  files: readonly string[],
+): Deno.ChildProcess {
   const execPath = Deno.execPath();
   const isDeno = /(^|\/)deno(\.exe)?$/.test(execPath);
   const commandArgs = isDeno
@@ -166,7 +185,7 @@ function spawnWorker(args: string[]): Deno.ChildProcess {
       "run",
       "--no-prompt",
       "--unstable-net",
-      ...inheritedPermissions(),
+      ...inheritedPermissions(files),
       Deno.mainModule,
       "serve",
       ...args,
@@ -174,19 +193,35 @@ function spawnWorker(args: string[]): Deno.ChildProcess {
     : ["serve", ...args];
   return new Deno.Command(execPath, {
     args: commandArgs,
-    stdin: "null",
+    // Kept open and never written: a worker stops when it reads EOF, that
+    // is when this process is gone, even by SIGKILL.
+    stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
 }
 
-/** Permission flags for a worker: what this process holds, minus run. */
-function inheritedPermissions(): string[] {
+/**
+ * Permission flags for a worker: what this process holds, minus run. Where
+ * read or write is granted for some paths only, the worker gets those of
+ * `files` and their folders that this process may use (the API cannot list
+ * the granted paths themselves).
+ */
+function inheritedPermissions(files: readonly string[]): string[] {
   const granted = (descriptor: Deno.PermissionDescriptor) =>
     Deno.permissions.querySync(descriptor).state === "granted";
   const flags: string[] = [];
-  for (const name of ["net", "read", "write", "sys", "ffi"] as const) {
+  for (const name of ["net", "sys", "ffi"] as const) {
     if (granted({ name })) flags.push(`--allow-${name}`);
+  }
+  const paths = [...new Set(files.flatMap((file) => [file, dirname(file)]))];
+  for (const name of ["read", "write"] as const) {
+    if (granted({ name })) {
+      flags.push(`--allow-${name}`);
+      continue;
+    }
+    const allowed = paths.filter((path) => granted({ name, path }));
+    if (allowed.length) flags.push(`--allow-${name}=${allowed.join(",")}`);
   }
   if (granted({ name: "env" })) flags.push("--allow-env");
   else {
@@ -194,9 +229,6 @@ function inheritedPermissions(): string[] {
       granted({ name: "env", variable })
     );
     if (names.length) flags.push(`--allow-env=${names.join(",")}`);
-  }
-  if (!flags.some((flag) => flag.startsWith("--allow-read"))) {
-    flags.push(`--allow-read=${new URL(Deno.mainModule).pathname}`);
   }
   return flags;
 }
@@ -261,4 +293,21 @@ async function stopAll(
     }
   }
   if (options.wait !== false) await Promise.all(children.map((c) => c.status));
+}
+
+/**
+ * In a worker: resolves once the parent is gone (stdin, a pipe from the
+ * parent, reaches its end), so a worker never outlives a killed parent.
+ *
+ * @returns A promise that resolves at EOF on stdin.
+ */
+export async function parentGone(): Promise<void> {
+  const reader = Deno.stdin.readable.getReader();
+  try {
+    while (!(await reader.read()).done) { /* the parent never writes */ }
+  } catch {
+    // A read error means the pipe is gone too.
+  } finally {
+    reader.releaseLock();
+  }
 }

@@ -440,3 +440,28 @@ Deno.test("server.ts serve --workers 2 --config: SIGHUP reloads the deny list in
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("server.ts serve --workers 2: workers stop when the parent is killed with SIGKILL", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "doorman_orphan_test_" });
+  try {
+    const keyFile = `${dir}/doorman.key`;
+    await Deno.writeTextFile(keyFile, "ef".repeat(32) + "\n", { mode: 0o600 });
+    const command = denoRun("server");
+    command.splice(command.length - 1, 0, "--allow-run");
+    const server = await startListening(command, [
+      "serve",
+      ...["--port", "0", "--key-file", keyFile, "--anonymous"],
+      ...["--service", "echo", "--workers", "2"],
+    ], { cwd: dir });
+    // stderr ends only once every holder of the pipe, workers included,
+    // has exited.
+    const result = await server.stop("SIGKILL");
+    assert.equal(
+      result.stderr.match(/ shutdown reason="parent process gone"/g)?.length,
+      2,
+      result.stderr,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
