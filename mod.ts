@@ -40,9 +40,36 @@ export { Connection } from "./lib/client/connection.ts";
 export type { CloseInfo } from "./lib/wire/channel.ts";
 
 // Services: ready-made session handlers.
-export { createChatService } from "./lib/services/chat.ts";
+export {
+  type ChatServiceOptions,
+  createChatService,
+} from "./lib/services/chat.ts";
 export { echoService } from "./lib/services/echo.ts";
 export { upperService } from "./lib/services/upper.ts";
+
+// Scale-out: allow/deny lists, metrics, chat across servers through NATS.
+export {
+  AddressFilter,
+  type AddressFilterLists,
+} from "./lib/server/address_filter.ts";
+export {
+  type Counter,
+  createServerMetrics,
+  type Gauge,
+  MetricsRegistry,
+  type ServerMetrics,
+} from "./lib/server/metrics.ts";
+export { type MetricsServer, serveMetrics } from "./lib/server/metrics_http.ts";
+export {
+  connectPenaltyShare,
+  type FailureRecorder,
+  type PenaltyShare,
+} from "./lib/server/penalty_share.ts";
+export {
+  type ChatBridge,
+  type ChatBridgeOptions,
+  connectChatBridge,
+} from "./lib/services/chat_bridge.ts";
 
 // Users: the userinfo file, and what serve() needs of it.
 export {

@@ -17,6 +17,7 @@ import {
   setUser,
 } from "../lib/users/userinfo.ts";
 import { runIdle } from "./idle.ts";
+import { runScaleout } from "./scaleout.ts";
 import { findPython } from "./peers.ts";
 import { startBenchServer } from "./processes.ts";
 import { makeCertificate } from "./tls.ts";
@@ -98,6 +99,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
     bulk: runBulk,
     idle: runIdle,
     chat: runChat,
+    scaleout: runScaleout,
   };
   try {
     if (settings.peers) {

@@ -42,6 +42,13 @@ import {
   positiveInteger,
 } from "./flags.ts";
 import { findKey } from "./key_source.ts";
+import { expandConfigArgs, formatConfig } from "./serve_config.ts";
+import {
+  SCALEOUT_OPTIONS,
+  SCALEOUT_USAGE,
+  setupScaleout,
+} from "./serve_scaleout.ts";
+import { runWorkersIfAsked } from "./workers.ts";
 
 /** The services `--service` can name. */
 export const SERVICES: Record<string, () => SessionHandler> = {
@@ -83,6 +90,7 @@ export const SERVE_OPTIONS_TEXT = `Options of serve:
                            (default 5)
   --log-format FORMAT      text or json (default text)
   -h, --help               show this help
+${SCALEOUT_USAGE}
 
 Durations are in seconds, fractions allowed, at most ${MAX_DURATION_SECONDS}.
 Signals: SIGINT/SIGTERM shut down gracefully (exit 0); SIGHUP reloads --users.`;
@@ -128,6 +136,7 @@ const OPTIONS = {
   "shutdown-timeout": { type: "string", default: "5" },
   "log-format": { type: "string", default: "text" },
   help: { type: "boolean", short: "h", default: false },
+  ...SCALEOUT_OPTIONS,
 } as const;
 
 /**
@@ -143,6 +152,8 @@ export async function runServeCommand(
   io: CommandIo,
 ): Promise<number> {
   const program = io.program ?? "server.ts";
+  const commandLine = args;
+  args = await expandConfigArgs(args, OPTIONS);
   const { values } = parseFlags(args, OPTIONS, {
     command: "serve",
     help: `${program} --help`,
@@ -151,6 +162,12 @@ export async function runServeCommand(
     io.stdout(serveUsage(program));
     return 0;
   }
+  if (values["print-config"]) {
+    io.stdout(formatConfig(values, OPTIONS));
+    return 0;
+  }
+  const workerExit = await runWorkersIfAsked(values, { args: commandLine, io });
+  if (workerExit !== null) return workerExit;
   const service = SERVICES[values.service];
   if (!service) {
     throw new UsageError(
@@ -161,7 +178,12 @@ export async function runServeCommand(
   if (format !== "text" && format !== "json") {
     throw new UsageError(`Cannot use --log-format "${format}": text or json`);
   }
-  const logger = createLogger({ format, write: (line) => io.stderr(line) });
+  const scaleout = setupScaleout(values, {
+    args: commandLine,
+    logger: createLogger({ format, write: (line) => io.stderr(line) }),
+    specs: OPTIONS,
+  });
+  const logger = scaleout.logger;
   const options = buildOptions(values, logger);
   const key = await findKey(io, {
     keyFile: values["key-file"],
@@ -187,23 +209,29 @@ export async function runServeCommand(
     : undefined;
   // Listen for signals before announcing readiness: a script may send
   // SIGTERM as soon as it reads the "listening on" line.
-  const signals = listenForSignals(users, ring);
+  const signals = listenForSignals(users, ring, scaleout.reload);
   try {
     users?.watch();
     const server = listen(
-      () => serve({ ...options, keys, users, serverSecret }, service()),
+      () =>
+        serve(
+          { ...options, ...scaleout.options, keys, users, serverSecret },
+          scaleout.handler(values.service, service),
+        ),
       options,
     );
+    scaleout.attach(server);
     const { hostname, port } = server.addr;
     io.stdout(`listening on ${hostname}:${port}`);
     if (users) await warnAboutDemoUser(users, hostname, logger);
-    await signals.stopped;
+    await Promise.race([signals.stopped, scaleout.parentGone]);
     await server.shutdown();
     return 0;
   } finally {
     signals.remove();
     users?.close();
     ring?.close();
+    await scaleout.close();
   }
 }
 
@@ -306,13 +334,14 @@ function validExempt(entries: string[]): string[] {
 function listenForSignals(
   users: UserStore | null,
   ring: { reload(options: { forced: boolean }): Promise<void> } | null,
+  reload: () => Promise<void>,
 ) {
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
   const listeners: [Deno.Signal, () => void][] = [
     ["SIGINT", resolve],
     ["SIGTERM", resolve],
     ["SIGHUP", () => {
-      void users?.reload();
+      void (users?.reload() ?? Promise.resolve()).then(reload, reload);
       void ring?.reload({ forced: true });
     }],
   ];

@@ -43,6 +43,8 @@ export type LogEventName =
   | "user_upgraded"
   | "server_secret_created"
   | "warning"
+  | "broker"
+  | "config_reloaded"
   | "error";
 
 /**

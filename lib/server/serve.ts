@@ -21,21 +21,16 @@ import {
 } from "./admission.ts";
 import { type Channel, openChannel } from "../wire/channel.ts";
 import { describeError } from "../errors.ts";
-import { FrameReader } from "../wire/framing.ts";
 import { handshakeAsServer } from "../wire/handshake.ts";
 import { settlesWithin, timeoutSignal } from "../wire/deadline.ts";
-import {
-  ConnectionGate,
-  normalizeAddress,
-  parseAddressList,
-  PenaltyBox,
-} from "./limits.ts";
+import { ConnectionGate, parseAddressList, PenaltyBox } from "./limits.ts";
 import { loginAsServer, type UserDirectory } from "../login/login.ts";
 import { CloseCode, RECORD_OVERHEAD_BYTES } from "../wire/protocol.ts";
 import { resolveServeOptions, type ServeOptions } from "./serve_options.ts";
 import { Session, settleSession } from "./session.ts";
 import { KeyRing } from "./key_ring.ts";
 import type { KeyEntry } from "../key_file.ts";
+import { type Origin, resolveOrigin } from "./origin.ts";
 
 export type { ServeOptions } from "./serve_options.ts";
 
@@ -95,6 +90,7 @@ interface Context extends AdmissionContext {
   readonly fakeSaltKey: Uint8Array;
   readonly sessions: Set<Session>;
   readonly starting: Set<Deno.Conn>;
+  readonly proxyFrom: ReturnType<typeof parseAddressList> | null;
 }
 
 /**
@@ -155,12 +151,17 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     starting: new Set(),
     shuttingDown: false,
     shutdownSignal: stopped.signal,
+    proxyFrom: settings.proxyProtocolFrom.length
+      ? parseAddressList(settings.proxyProtocolFrom)
+      : null,
   };
+  settings.penaltyShare?.attach(ctx.addressPenalties);
   // Bound last: everything above may throw, and must not leave it bound.
   const listener = Deno.listen({
     hostname: options.host ?? "127.0.0.1",
     port: options.port ?? 9000,
-  });
+    ...(options.reusePort ? { reusePort: true } : {}),
+  } as Deno.TcpListenOptions);
   const addr = listener.addr;
   ctx.logger.log({
     event: "listening",
@@ -230,15 +231,22 @@ async function handleConnection(
   id: number,
   ctx: Context,
 ): Promise<void> {
-  const peer = `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`;
-  const address = normalizeAddress(conn.remoteAddr.hostname);
+  const origin = await resolveOrigin(conn, id, {
+    proxyFrom: ctx.proxyFrom,
+    filter: ctx.options.addressFilter,
+    timeoutMs: ctx.options.loginTimeoutMs,
+    metrics: ctx.options.metrics,
+    logger: ctx.logger,
+  });
+  if (!origin) return;
+  const { peer, address } = origin;
   if (!admit(conn, { id, peer, address }, ctx)) return;
   ctx.logger.log({ event: "accepted", conn: id, peer });
   conn.setNoDelay(true);
   ctx.starting.add(conn);
   let start: Awaited<ReturnType<typeof authenticate>> = null;
   try {
-    start = await authenticate(conn, { id, peer, address }, ctx);
+    start = await authenticate(conn, { id, peer, address, origin }, ctx);
   } finally {
     ctx.starting.delete(conn);
     if (!start) ctx.gate.release({ established: false });
@@ -247,7 +255,7 @@ async function handleConnection(
   ctx.gate.established();
   // Returned, not awaited, so this frame ends here: idle read path
   // (framing.ts).
-  const who = { id, peer, user: start.user, conn, key: start.key };
+  const who = { id, peer, user: start.user, conn, key: start.key, origin };
   return runSession(start.channel, who, ctx)
     .finally(() => ctx.gate.release({ established: true }));
 }
@@ -261,11 +269,11 @@ async function handleConnection(
  */
 async function authenticate(
   conn: Deno.TcpConn,
-  who: { id: number; peer: string; address: string },
+  who: { id: number; peer: string; address: string; origin: Origin },
   ctx: Context,
 ): Promise<{ channel: Channel; user: string | null; key: KeyEntry } | null> {
   using deadline = timeoutSignal(ctx.options.loginTimeoutMs);
-  const framed = { conn, reader: new FrameReader(conn) };
+  const framed = who.origin.framed;
   let channel: Channel | null = null;
   try {
     const keys = await handshakeAsServer(framed, ctx.keys, {
@@ -315,6 +323,7 @@ async function runSession(
     user: string | null;
     conn: Deno.TcpConn;
     key: KeyEntry;
+    origin: Origin;
   },
   ctx: Context,
 ): Promise<void> {
@@ -322,7 +331,7 @@ async function runSession(
     id: who.id,
     user: who.user,
     keyId: who.key.id,
-    remoteAddr: who.conn.remoteAddr,
+    remoteAddr: who.origin.remoteAddr,
     maxQueueBytes: ctx.options.maxQueueBytes,
     maxMessageBytes: ctx.options.maxMessageBytes,
   });

@@ -9,6 +9,9 @@ import type { Logger } from "./log.ts";
 import { silentLogger } from "./log.ts";
 import type { UserDirectory } from "../login/login.ts";
 import type { KeyRing } from "./key_ring.ts";
+import type { AddressFilter } from "./address_filter.ts";
+import type { ServerMetrics } from "./metrics.ts";
+import type { PenaltyShare } from "./penalty_share.ts";
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   HANDSHAKE_TIMEOUT_MS,
@@ -165,6 +168,41 @@ export interface ServeOptions {
    * @default {5000}
    */
   shutdownTimeoutMs?: number;
+  /**
+   * Load balancers (addresses or CIDR ranges) that must send a PROXY
+   * protocol header (v1 or v2) before the preamble; its source address is
+   * then the client's address everywhere. Others may not send one.
+   *
+   * @default {[]}
+   */
+  proxyProtocolFrom?: string[];
+  /**
+   * Allow and deny lists applied to the client's real address before any
+   * crypto; `update()` them to reload.
+   *
+   * @default {null}
+   */
+  addressFilter?: AddressFilter | null;
+  /**
+   * Counters for bytes and frames in and out (`createServerMetrics()`).
+   *
+   * @default {null}
+   */
+  metrics?: ServerMetrics | null;
+  /**
+   * Listen with `SO_REUSEPORT` so several processes share the port
+   * (Linux; needs `--unstable-net`).
+   *
+   * @default {false}
+   */
+  reusePort?: boolean;
+  /**
+   * Failed-login penalties shared with other servers through the broker
+   * (`connectPenaltyShare()`); feed it the `penalty` events' addresses.
+   *
+   * @default {null}
+   */
+  penaltyShare?: PenaltyShare | null;
 }
 
 /** Every option of {@link ServeOptions} but the listening address and users, resolved to a value. */
@@ -199,6 +237,11 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
     serverSecret: options.serverSecret ?? randomBytes(32),
     pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+    proxyProtocolFrom: options.proxyProtocolFrom ?? [],
+    addressFilter: options.addressFilter ?? null,
+    metrics: options.metrics ?? null,
+    reusePort: options.reusePort ?? false,
+    penaltyShare: options.penaltyShare ?? null,
   };
   if (!(settings.serverSecret instanceof Uint8Array)) {
     throw new TypeError("Cannot serve: serverSecret must be a Uint8Array");

@@ -201,6 +201,11 @@ export class Session implements AsyncIterable<IncomingMessage> {
     return this.#lastActivity;
   }
 
+  /** Bytes queued to the client and not yet written (for metrics). */
+  get queuedBytes(): number {
+    return this.#channel.queuedBytes;
+  }
+
   /**
    * Called by the server's sweeper with the time and the ping interval:
    * pings a client silent for an interval, and closes one silent for 3

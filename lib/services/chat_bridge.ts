@@ -1,0 +1,189 @@
+/**
+ * Layer 6 helper: bridges the chat room across servers through a NATS
+ * broker (`--broker nats://HOST:PORT`), with the official client
+ * `@nats-io/transport-node` (measured under Deno: it runs with
+ * `--allow-net` alone). A room is a subject (`doorman.chat.ROOM`); each chat
+ * line (`NAME: text`, `* NAME joined`, `* NAME left`) is published as its
+ * UTF-8 bytes, and lines from other servers are handed to `onLine`.
+ *
+ * Ordering per sender is kept: one server publishes over one connection in
+ * order, and NATS delivers one publisher's messages in order. The broker is
+ * optional at run time: until it answers, and while it is away, lines are
+ * dropped (not buffered, so no stale burst arrives on reconnect), local chat
+ * goes on, the client reconnects for ever, and each change is logged.
+ *
+ * It does not authenticate to NATS (use a broker on a private network or
+ * loopback) and does not carry anything but chat lines.
+ *
+ * @module
+ */
+
+import { loadNats, type NatsConnection } from "../server/nats.ts";
+import type { Logger } from "../server/log.ts";
+
+/** Subject prefix of chat rooms. */
+export const CHAT_SUBJECT_PREFIX = "doorman.chat.";
+const ROOM_REGEXP = /^[A-Za-z0-9_-]{1,64}$/;
+const BROKER_URL_REGEXP = /^nats:\/\/([^/:\s]+|\[[0-9a-fA-F:.]+\]):(\d{1,5})$/;
+
+/** Options of {@link connectChatBridge}. */
+export interface ChatBridgeOptions {
+  /** The broker, `nats://HOST:PORT`. */
+  url: string;
+  /** The room (subject suffix). @default {"lobby"} */
+  room?: string;
+  /** Where connection changes are logged. */
+  logger: Logger;
+  /** Time between reconnect attempts, in ms. @default {500} */
+  reconnectWaitMs?: number;
+}
+
+/** A chat room's link to the broker. */
+export interface ChatBridge extends AsyncDisposable {
+  /** Publishes a line typed here; dropped while the broker is away. */
+  publish(line: string): void;
+  /** Sets where lines typed on other servers go. */
+  onLine(deliver: (line: string) => void): void;
+  /** Whether the broker is connected now. */
+  readonly connected: boolean;
+  /** Resolves once connected (tests, bench). */
+  ready(): Promise<void>;
+  /** Stops the bridge and closes the broker connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * Checks a broker URL and returns `HOST:PORT` for the NATS client.
+ *
+ * @throws {RangeError} If `url` is not `nats://HOST:PORT`.
+ */
+export function parseBrokerUrl(url: string): string {
+  const match = BROKER_URL_REGEXP.exec(url);
+  if (match === null || Number(match[2]) > 65535) {
+    throw new RangeError(
+      `Cannot use broker ${JSON.stringify(url)}: expected nats://HOST:PORT`,
+    );
+  }
+  return `${match[1]}:${match[2]}`;
+}
+
+/**
+ * Starts a bridge; it connects in the background and keeps reconnecting.
+ *
+ * @param options The broker, room and logger.
+ * @returns The bridge; `close()` it on shutdown.
+ * @throws {RangeError} If the URL or room is malformed.
+ * @example Usage
+ * ```ts ignore
+ * const bridge = connectChatBridge({ url: "nats://127.0.0.1:4222", logger });
+ * const server = serve(options, createChatService({ bridge }));
+ * ```
+ */
+export function connectChatBridge(options: ChatBridgeOptions): ChatBridge {
+  const server = parseBrokerUrl(options.url);
+  const room = options.room ?? "lobby";
+  if (!ROOM_REGEXP.test(room)) {
+    throw new RangeError(
+      `Cannot use room ${JSON.stringify(room)}: 1 to 64 of A-Z a-z 0-9 _ -`,
+    );
+  }
+  const subject = CHAT_SUBJECT_PREFIX + room;
+  const log = (reason: string, detail?: string) =>
+    options.logger.log({
+      event: "broker",
+      address: options.url,
+      reason,
+      detail,
+    });
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  let deliver: (line: string) => void = () => {};
+  let nc: NatsConnection | null = null;
+  let connected = false;
+  let closing = false;
+  let dropped = 0;
+  const ready = Promise.withResolvers<void>();
+  const running = (async () => {
+    try {
+      const nats = await loadNats();
+      const connection = await nats.connect({
+        servers: server,
+        name: "doorman",
+        noEcho: true,
+        reconnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: options.reconnectWaitMs ?? 500,
+        waitOnFirstConnect: true,
+      });
+      if (closing) {
+        await connection.close();
+        return;
+      }
+      nc = connection;
+      const subscription = connection.subscribe(subject, {
+        callback: (error, message) => {
+          if (error === null) deliver(decoder.decode(message.data));
+        },
+      });
+      const watching = watchStatus(connection);
+      // The subscription is live at the broker once flush() returns.
+      await connection.flush();
+      connected = true;
+      log("connected");
+      ready.resolve();
+      await connection.closed();
+      subscription.unsubscribe();
+      await watching;
+    } catch (error) {
+      if (!closing) {
+        log("failed", error instanceof Error ? error.message : String(error));
+      }
+    }
+  })();
+
+  async function watchStatus(connection: NatsConnection): Promise<void> {
+    for await (const status of connection.status()) {
+      if (status.type === "disconnect") {
+        connected = false;
+        log("disconnected; local chat goes on, reconnecting");
+      } else if (status.type === "reconnect") {
+        connected = true;
+        log(
+          "reconnected",
+          dropped ? `${dropped} lines not bridged while away` : undefined,
+        );
+        dropped = 0;
+      }
+    }
+  }
+
+  const close = async () => {
+    closing = true;
+    connected = false;
+    ready.resolve();
+    if (nc !== null) await nc.close();
+    else {
+      // Still dialling: the dial loop sees `closing` once it connects; a
+      // broker that never answers leaves only the timer of the next try.
+    }
+    if (nc !== null) await running;
+  };
+  return {
+    publish(line: string): void {
+      if (!connected || nc === null) {
+        dropped++;
+        return;
+      }
+      nc.publish(subject, encoder.encode(line));
+    },
+    onLine(callback: (line: string) => void): void {
+      deliver = callback;
+    },
+    get connected() {
+      return connected;
+    },
+    ready: () => ready.promise,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
