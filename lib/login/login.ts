@@ -86,6 +86,12 @@ export interface ServerLoginOptions {
   iterations: number;
   /** Milliseconds to wait before answering `user` (its failure penalty). */
   delayFor?: (user: string) => number;
+  /**
+   * Awaited once the user name is known, before the login is evaluated
+   * (the server's per-source and per-user login slots and penalty check);
+   * it may throw `LoginFailure` to fail the login unevaluated.
+   */
+  beforeEvaluate?: (user: string) => Promise<void>;
 }
 
 /** Why a login failed, for the server's log only (never sent). */
@@ -165,6 +171,7 @@ export async function loginAsServer(
     expectStep(first, LoginStep.clientFirst);
     const scram = new ScramServer();
     const user = scram.receiveClientFirst(first.text);
+    await options.beforeEvaluate?.(user);
     await pause(options.delayFor?.(user) ?? 0, options.signal);
     const known = users.lookup(user);
     if (known?.kind === "md5") {

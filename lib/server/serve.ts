@@ -14,9 +14,14 @@
 import {
   type AdmissionContext,
   admit,
+  beginLogin,
   closeQuietly,
+  endStartup,
+  type Peer,
   rejectConnection,
+  type Startup,
 } from "./admission.ts";
+import { acceptLoop } from "./accept_loop.ts";
 import { utf8 } from "../wire/bytes.ts";
 import { type Channel, openChannel } from "../wire/channel.ts";
 import { hmacSha256 } from "../wire/crypto.ts";
@@ -29,10 +34,16 @@ import {
   parseAddressList,
   PenaltyBox,
 } from "./limits.ts";
+import { type GuardedLogger, guardLogger } from "./log.ts";
 import { loginAsServer, type UserDirectory } from "../login/login.ts";
-import { CloseCode, RECORD_OVERHEAD_BYTES } from "../wire/protocol.ts";
+import {
+  CloseCode,
+  HandshakeKind,
+  RECORD_OVERHEAD_BYTES,
+} from "../wire/protocol.ts";
 import { resolveServeOptions, type ServeOptions } from "./serve_options.ts";
 import { Session } from "./session.ts";
+import { KeyedCounter, KeyedSlots, parseMaxStartups } from "./startups.ts";
 
 export type { ServeOptions } from "./serve_options.ts";
 
@@ -86,6 +97,9 @@ export interface Server {
 }
 
 interface Context extends AdmissionContext {
+  readonly logger: GuardedLogger;
+  readonly sessionsByUser: KeyedCounter;
+  readonly sessionsBySource: KeyedCounter;
   readonly users: UserDirectory | null;
   readonly handler: SessionHandler;
   readonly fakeSaltKey: Uint8Array;
@@ -128,12 +142,25 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     capMs: settings.penaltyCapMs,
     exempt,
   };
+  const startupLimits = parseMaxStartups(settings.maxStartups);
   const ctx: Context = {
     options: settings,
     users: options.users ?? null,
     handler,
-    logger: settings.logger,
-    gate: new ConnectionGate(settings),
+    logger: guardLogger(settings.logger),
+    gate: new ConnectionGate({
+      maxConnections: settings.maxConnections,
+      maxStartups: startupLimits.full,
+    }),
+    startupLimits,
+    exempt,
+    startupsBySource: new KeyedCounter(),
+    loginsBySource: new KeyedSlots(),
+    loginsByUser: new KeyedSlots(),
+    sessionsByUser: new KeyedCounter(),
+    sessionsBySource: new KeyedCounter(),
+    refusing: new Set(),
+    random: Math.random,
     addressPenalties: new PenaltyBox(penalty),
     // Per-user delays stay well inside the login deadline: they slow
     // guessing but can never lock the real user out.
@@ -155,7 +182,21 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   });
   const tasks = new Set<Promise<void>>();
   const sweeper = startIdleSweeper(ctx);
-  const accepting = acceptLoop(listener, ctx, tasks);
+  const housekeeper = startHousekeeper(ctx);
+  let nextId = 0;
+  const accepting = acceptLoop(listener, (conn) => {
+    const id = ++nextId;
+    // Observed here, so no failure (not even the logger's) goes unhandled.
+    const task = handleConnection(conn, id, ctx).catch((error) => {
+      ctx.logger.log({
+        event: "error",
+        conn: id,
+        detail: describeError(error),
+      });
+    });
+    tasks.add(task);
+    task.finally(() => tasks.delete(task));
+  }, { logger: ctx.logger, stopping: () => ctx.shuttingDown });
   const finished = Promise.withResolvers<void>();
   let stopping: Promise<void> | null = null;
   return {
@@ -164,38 +205,14 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
       return ctx.gate.connections;
     },
     shutdown: () =>
-      stopping ??= shutdownServer(listener, ctx, { tasks, accepting, sweeper })
-        .then(finished.resolve),
+      stopping ??= shutdownServer(listener, ctx, {
+        tasks,
+        accepting,
+        sweeper,
+        housekeeper,
+      }).then(finished.resolve),
     finished: finished.promise,
   };
-}
-
-async function acceptLoop(
-  listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>,
-  ctx: Context,
-  tasks: Set<Promise<void>>,
-): Promise<void> {
-  let nextId = 0;
-  while (!ctx.shuttingDown) {
-    let conn: Deno.TcpConn;
-    try {
-      conn = await listener.accept();
-    } catch (error) {
-      if (ctx.shuttingDown || error instanceof Deno.errors.BadResource) return;
-      ctx.logger.log({ event: "error", detail: describeError(error) });
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      continue;
-    }
-    const task = handleConnection(conn, ++nextId, ctx).catch((error) => {
-      ctx.logger.log({
-        event: "error",
-        conn: nextId,
-        detail: describeError(error),
-      });
-    });
-    tasks.add(task);
-    task.finally(() => tasks.delete(task));
-  }
 }
 
 /** One connection's life, top to bottom, as the protocol reads. */
@@ -206,53 +223,89 @@ async function handleConnection(
 ): Promise<void> {
   const peer = `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`;
   const address = normalizeAddress(conn.remoteAddr.hostname);
-  if (!admit(conn, { id, peer, address }, ctx)) return;
+  const who = { id, peer, address };
+  const startup = admit(conn, who, ctx);
+  if (!startup) return;
   ctx.logger.log({ event: "accepted", conn: id, peer });
   conn.setNoDelay(true);
   ctx.starting.add(conn);
   let start: Awaited<ReturnType<typeof authenticate>> = null;
   try {
-    start = await authenticate(conn, { id, peer, address }, ctx);
+    start = await authenticate(conn, { ...who, startup }, ctx);
   } finally {
     ctx.starting.delete(conn);
-    if (!start) ctx.gate.release({ established: false });
+    endStartup(startup, who, ctx);
+    if (!start) ctx.gate.release({ established: true });
   }
   if (!start) return;
-  ctx.gate.established();
+  const sessionHold = holdSession(start, who, ctx);
+  if (!sessionHold) {
+    ctx.gate.release({ established: true });
+    return;
+  }
   // Returned, not awaited: this frame ends here instead of staying suspended
   // for the whole session of every idle connection (bench: idle memory).
   return runSession(start.channel, { id, peer, user: start.user, conn }, ctx)
-    .finally(() => ctx.gate.release({ established: true }));
+    .finally(() => {
+      sessionHold();
+      ctx.gate.release({ established: true });
+    });
 }
 
 /**
- * Handshake then login, under one deadline. Its own function so that the
- * deadline, timer and handshake state are released once the session runs.
+ * Handshake then login: the handshake under its own, shorter deadline, both
+ * under the login deadline. Its own function so that the deadlines, timers
+ * and handshake state are released once the session runs.
  *
  * @returns The channel and user, or `null` once the connection was refused
  *   (logged, penalised and closed).
  */
 async function authenticate(
   conn: Deno.TcpConn,
-  who: { id: number; peer: string; address: string },
+  who: Peer & { startup: Startup },
   ctx: Context,
 ): Promise<{ channel: Channel; user: string | null } | null> {
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), ctx.options.loginTimeoutMs);
-  const framed = { conn, reader: new FrameReader(conn) };
+  const handshakeDeadline = new AbortController();
+  const handshakeTimer = setTimeout(
+    () => handshakeDeadline.abort(),
+    ctx.options.handshakeTimeoutMs,
+  );
+  const reader = new FrameReader(conn);
+  // The handshake writes through this wrapper only to learn whether a
+  // ServerHello went out (crypto spent: an abandoned handshake counts);
+  // the channel writes to the connection directly.
+  const sent = { hello: false };
+  const handshakeConn = {
+    write: (bytes: Uint8Array) => {
+      if (!isFailureFlight(bytes)) sent.hello = true;
+      return conn.write(bytes);
+    },
+    close: () => conn.close(),
+  };
   let channel: Channel | null = null;
+  const login: { release: (() => void) | null } = { release: null };
   try {
-    const keys = await handshakeAsServer(framed, ctx.options.psk, {
-      signal: deadline.signal,
-    });
+    const keys = await handshakeAsServer(
+      { conn: handshakeConn, reader },
+      ctx.options.psk,
+      {
+        signal: AbortSignal.any([deadline.signal, handshakeDeadline.signal]),
+      },
+    );
+    clearTimeout(handshakeTimer);
     ctx.logger.log({ event: "authenticated", conn: who.id, peer: who.peer });
-    channel = openChannel(framed, keys, { role: "server" });
+    channel = openChannel({ conn, reader }, keys, { role: "server" });
     const user = ctx.users
       ? await loginAsServer(channel, ctx.users, {
         signal: deadline.signal,
         fakeSaltKey: ctx.fakeSaltKey,
         iterations: ctx.options.iterations,
         delayFor: (name) => ctx.userPenalties.delayFor(`user:${name}`),
+        beforeEvaluate: async (name) => {
+          login.release = await beginLogin(name, who, ctx, deadline.signal);
+        },
       })
       : null;
     if (user !== null) {
@@ -267,11 +320,120 @@ async function authenticate(
       RECORD_OVERHEAD_BYTES;
     return { channel, user };
   } catch (error) {
-    await rejectConnection(error, { ...who, channel, conn }, ctx);
+    // The next login from this source or of this user may be evaluated
+    // now: this one's penalty is recorded before the delay starts.
+    login.release?.();
+    await rejectConnection(error, {
+      ...who,
+      channel,
+      conn,
+      helloSent: sent.hello,
+    }, ctx);
     return null;
   } finally {
+    login.release?.();
     clearTimeout(timer);
+    clearTimeout(handshakeTimer);
   }
+}
+
+/** Whether a handshake write is only the failure frame (and preamble). */
+function isFailureFlight(bytes: Uint8Array): boolean {
+  return bytes.length <= 13 && bytes.at(-1) === HandshakeKind.failure;
+}
+
+/**
+ * Counts a new session against its user's and source's caps.
+ *
+ * @returns A function that uncounts it, or `null` if a cap is reached (the
+ *   client was then closed with `tooManySessions`).
+ */
+function holdSession(
+  start: { channel: Channel; user: string | null },
+  who: Peer,
+  ctx: Context,
+): (() => void) | null {
+  const { user, channel } = start;
+  const bySource = !ctx.exempt.matches(who.address);
+  let reason = "";
+  if (
+    user !== null &&
+    ctx.sessionsByUser.count(user) >= ctx.options.maxSessionsPerUser
+  ) {
+    reason = `max sessions per user (${ctx.options.maxSessionsPerUser})`;
+  } else if (
+    bySource &&
+    ctx.sessionsBySource.count(who.address) >=
+      ctx.options.maxSessionsPerSource
+  ) {
+    reason = `max sessions per source (${ctx.options.maxSessionsPerSource})`;
+  }
+  if (reason) {
+    ctx.logger.log({
+      event: "limit",
+      conn: who.id,
+      peer: who.peer,
+      user: user ?? undefined,
+      reason,
+    });
+    channel.close(CloseCode.tooManySessions, "too many sessions", {
+      signal: AbortSignal.timeout(1000),
+    }).catch(() => {});
+    return null;
+  }
+  if (user !== null) ctx.sessionsByUser.tryAcquire(user, Infinity);
+  if (bySource) ctx.sessionsBySource.tryAcquire(who.address, Infinity);
+  return () => {
+    if (user !== null) ctx.sessionsByUser.release(user);
+    if (bySource) ctx.sessionsBySource.release(who.address);
+  };
+}
+
+/**
+ * Every 50 ms: keeps the bytes queued across all open sessions under
+ * `maxTotalQueueBytes` by closing the fullest queues first as too slow;
+ * every second: writes the log's aggregated summaries.
+ */
+function startHousekeeper(ctx: Context): ReturnType<typeof setInterval> {
+  let ticks = 0;
+  return setInterval(() => {
+    enforceQueueBudget(ctx.sessions, ctx.options.maxTotalQueueBytes);
+    if (++ticks % 20 === 0) ctx.logger.flush();
+  }, 50);
+}
+
+/**
+ * Closes the sessions with the fullest queues, as too slow, until the bytes
+ * queued by the open sessions fit `maxBytes`.
+ *
+ * @returns How many sessions were closed.
+ */
+export function enforceQueueBudget(
+  sessions: Iterable<Session>,
+  maxBytes: number,
+): number {
+  let total = 0;
+  const open: Session[] = [];
+  for (const session of sessions) {
+    if (session.end !== null) continue;
+    const queued = session.queuedBytes;
+    if (queued === 0) continue;
+    total += queued;
+    open.push(session);
+  }
+  if (total <= maxBytes) return 0;
+  open.sort((left, right) => right.queuedBytes - left.queuedBytes);
+  let closed = 0;
+  for (const session of open) {
+    if (total <= maxBytes) break;
+    total -= session.queuedBytes;
+    session.terminate(
+      `client too slow: server queue budget of ${maxBytes} bytes exceeded`,
+      CloseCode.tooSlow,
+    );
+    closed++;
+  }
+  return closed;
 }
 
 async function runSession(
@@ -339,6 +501,7 @@ async function shutdownServer(
     tasks: Set<Promise<void>>;
     accepting: Promise<void>;
     sweeper: ReturnType<typeof setInterval> | null;
+    housekeeper: ReturnType<typeof setInterval>;
   },
 ): Promise<void> {
   ctx.shuttingDown = true;
@@ -346,6 +509,7 @@ async function shutdownServer(
   closeQuietly(listener);
   await running.accepting;
   for (const conn of ctx.starting) closeQuietly(conn);
+  for (const conn of ctx.refusing) closeQuietly(conn);
   for (const session of ctx.sessions) {
     session.close("server shutting down", CloseCode.shuttingDown);
   }
@@ -358,6 +522,8 @@ async function shutdownServer(
     await settlesWithin(allClosed, 1000);
   }
   if (running.sweeper !== null) clearInterval(running.sweeper);
+  clearInterval(running.housekeeper);
+  ctx.logger.flush({ all: true });
 }
 
 /**

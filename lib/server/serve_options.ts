@@ -15,6 +15,7 @@ import {
   MIN_PSK_BYTES,
 } from "../wire/protocol.ts";
 import { DEFAULT_SCRAM_ITERATIONS } from "../login/scram.ts";
+import { parseMaxStartups } from "./startups.ts";
 
 /**
  * Options of {@link serve}. Only `psk` is required; the limits default to
@@ -68,11 +69,53 @@ export interface ServeOptions {
    */
   maxConnections?: number;
   /**
-   * Most connections still in handshake or login (like MaxStartups).
+   * Connections still in handshake or login (like OpenSSH's MaxStartups):
+   * a number is a hard cap; `"START:RATE:FULL"` refuses RATE % of new
+   * connections once START are in startup, rising to all of them at FULL.
    *
-   * @default {128}
+   * @default {"64:30:128"}
    */
-  maxStartups?: number;
+  maxStartups?: number | string;
+  /**
+   * Most connections in handshake or login from one address (like
+   * PerSourceMaxStartups); `penaltyExempt` addresses have no cap.
+   *
+   * @default {10}
+   */
+  maxStartupsPerSource?: number;
+  /**
+   * Most logins from one address evaluated at once; more wait their turn.
+   * Logins of one user name are always evaluated one at a time.
+   *
+   * @default {4}
+   */
+  maxLoginsPerSource?: number;
+  /**
+   * Most open sessions of one user; more are closed with `tooManySessions`.
+   *
+   * @default {64}
+   */
+  maxSessionsPerUser?: number;
+  /**
+   * Most open sessions from one address; `penaltyExempt` addresses have no
+   * cap.
+   *
+   * @default {256}
+   */
+  maxSessionsPerSource?: number;
+  /**
+   * Outgoing bytes queued across all sessions; past it the fullest queues
+   * are closed as too slow (checked every 50 ms).
+   *
+   * @default {268435456}
+   */
+  maxTotalQueueBytes?: number;
+  /**
+   * Deadline for the key handshake, in ms, from accept.
+   *
+   * @default {5000}
+   */
+  handshakeTimeoutMs?: number;
   /**
    * Deadline for handshake plus login, in ms (like LoginGraceTime).
    *
@@ -144,7 +187,14 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     psk: options.psk,
     logger: options.logger ?? silentLogger,
     maxConnections: options.maxConnections ?? 10_000,
-    maxStartups: options.maxStartups ?? 128,
+    maxStartups: options.maxStartups ?? "64:30:128",
+    maxStartupsPerSource: options.maxStartupsPerSource ?? 10,
+    maxLoginsPerSource: options.maxLoginsPerSource ?? 4,
+    maxSessionsPerUser: options.maxSessionsPerUser ?? 64,
+    maxSessionsPerSource: options.maxSessionsPerSource ?? 256,
+    maxTotalQueueBytes: options.maxTotalQueueBytes ?? 256 * 1024 * 1024,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ??
+      Math.min(5000, options.loginTimeoutMs ?? HANDSHAKE_TIMEOUT_MS),
     loginTimeoutMs: options.loginTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
@@ -168,8 +218,18 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
       `Cannot serve: maxMessageBytes must be 1 to ${MAX_MESSAGE_BYTES_LIMIT}`,
     );
   }
+  parseMaxStartups(settings.maxStartups);
   for (
-    const name of ["maxConnections", "maxStartups", "loginTimeoutMs"] as const
+    const name of [
+      "maxConnections",
+      "loginTimeoutMs",
+      "maxStartupsPerSource",
+      "maxLoginsPerSource",
+      "maxSessionsPerUser",
+      "maxSessionsPerSource",
+      "maxTotalQueueBytes",
+      "handshakeTimeoutMs",
+    ] as const
   ) {
     if (!(settings[name] >= 1)) {
       throw new RangeError(`Cannot serve: ${name} must be at least 1`);

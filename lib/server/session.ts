@@ -157,6 +157,16 @@ export class Session implements AsyncIterable<IncomingMessage> {
   }
 
   /**
+   * Outgoing bytes queued and not yet written (the server's global queue
+   * budget reads it).
+   *
+   * @returns A byte count.
+   */
+  get queuedBytes(): number {
+    return this.#channel.queuedBytes;
+  }
+
+  /**
    * How the session ended, once it has.
    *
    * @returns The close code, reason and error, or `null` while it is open.

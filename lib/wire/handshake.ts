@@ -28,6 +28,7 @@ import {
   UnsupportedVersionError,
 } from "../errors.ts";
 import { raceSignal } from "./deadline.ts";
+import { parseRefusal } from "./refusal.ts";
 import {
   encodeFrame,
   type FramedConn,
@@ -73,6 +74,8 @@ export interface HandshakeOptions {
  * @throws {KeyRejectedError} If the server's proof is wrong (keys differ).
  * @throws {ProtocolError} If the server is not doorman or breaks the protocol.
  * @throws {UnsupportedVersionError} If the server speaks another version.
+ * @throws {RefusedError} If the server refused the connection (its reason
+ *   and retry-after; docs/protocol/refusal.md).
  * @throws {TimeoutError} If `options.signal` aborts first.
  * @throws {ClosedError} If the server closes before answering (it may be
  *   at a connection limit, or refusing this address).
@@ -287,6 +290,8 @@ async function readHandshakeFrame(
     }
     throw new ProtocolError(`${peer} rejected the handshake`);
   }
+  const refusal = kind === HandshakeKind.serverHello && parseRefusal(frame);
+  if (refusal) throw refusal;
   if (frame.length !== size || frame[0] !== kind) {
     throw new ProtocolError(
       `${peer} sent an unexpected handshake message: kind ${

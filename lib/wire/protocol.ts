@@ -35,6 +35,8 @@ export const HandshakeKind = {
   clientHello: 0x01,
   serverHello: 0x02,
   clientFinished: 0x03,
+  /** The server refuses before any crypto (docs/protocol/refusal.md). */
+  refusal: 0x7d,
   failure: 0x7f,
 } as const;
 
@@ -106,6 +108,8 @@ export const CloseCode = {
   protocolError: 7,
   /** The server's session handler threw. */
   handlerError: 8,
+  /** Past the server's per-user or per-source session cap. */
+  tooManySessions: 12,
 } as const;
 /**
  * One of the values of {@link CloseCode}.
