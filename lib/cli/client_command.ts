@@ -72,7 +72,8 @@ export const CLIENT_EXIT_CODES = `Exit codes:
   2  usage error (unknown flag, missing or bad value)
   3  key rejected (the pre-shared keys differ)
   4  login rejected (unknown user, wrong password, or login required)
-  5  the server closed or timed out before confirming`;
+  5  the server closed or timed out before confirming
+  6  the server refused the connection (busy, penalty, shutting down): retry later`;
 
 /** Usage of `client.ts`. */
 export const CLIENT_USAGE = `${SYNOPSIS}

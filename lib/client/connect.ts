@@ -94,6 +94,8 @@ export interface ConnectOptions {
  * @throws {RangeError} If the key is shorter than 16 bytes.
  * @throws {ConnectionError} If the server cannot be reached.
  * @throws {KeyRejectedError} If the pre-shared keys differ.
+ * @throws {RefusedError} If the server refused the connection before the
+ *   handshake (its `reason` and `retryAfterSeconds`).
  * @throws {LoginRejectedError} If the login is refused.
  * @throws {TimeoutError} If the deadline passes first.
  * @example Usage

@@ -7,6 +7,7 @@ import {
   ConnectionError,
   LoginRejectedError,
   ProtocolError,
+  RefusedError,
   TimeoutError,
 } from "../../lib/errors.ts";
 import type { SessionKeys } from "../../lib/wire/key_schedule.ts";
@@ -444,7 +445,8 @@ Deno.test("serve() penalises repeated wrong passwords, refuses the address meanw
       (error) =>
         error instanceof LoginRejectedError
           ? "rejected"
-          : error instanceof ClosedError || error instanceof ConnectionError
+          : error instanceof RefusedError || error instanceof ClosedError ||
+              error instanceof ConnectionError
           ? "refused"
           : String(error),
     );
