@@ -31,6 +31,7 @@ export {
   type SessionEnd,
 } from "./lib/server/session.ts";
 export { CloseCode, type CloseCodeValue } from "./lib/wire/protocol.ts";
+export { RefusalReason, type RefusalReasonValue } from "./lib/wire/refusal.ts";
 
 // Client: connect() returns a Connection.
 export { connect, type ConnectOptions } from "./lib/client/connect.ts";
@@ -73,6 +74,7 @@ export {
   KeyRejectedError,
   LoginRejectedError,
   ProtocolError,
+  RefusedError,
   TimeoutError,
   UnsupportedVersionError,
   UserinfoSyntaxError,
