@@ -87,9 +87,10 @@ export interface ServerLoginOptions {
   /** Milliseconds to wait before answering `user` (its failure penalty). */
   delayFor?: (user: string) => number;
   /**
-   * Awaited once the user name is known, before the login is evaluated
-   * (the server's per-source and per-user login slots and penalty check);
-   * it may throw `LoginFailure` to fail the login unevaluated.
+   * Awaited once the client's proof (or legacy password) has arrived, just
+   * before it is checked (the server's per-source and per-user login slots
+   * and its penalty check); it may throw `LoginFailure` to fail the login
+   * unevaluated.
    */
   beforeEvaluate?: (user: string) => Promise<void>;
 }
@@ -171,7 +172,6 @@ export async function loginAsServer(
     expectStep(first, LoginStep.clientFirst);
     const scram = new ScramServer();
     const user = scram.receiveClientFirst(first.text);
-    await options.beforeEvaluate?.(user);
     await pause(options.delayFor?.(user) ?? 0, options.signal);
     const known = users.lookup(user);
     if (known?.kind === "md5") {
@@ -186,6 +186,7 @@ export async function loginAsServer(
     sendStep(channel, LoginStep.serverFirst, scram.serverFirst(verifier));
     const final = await receiveStep(channel, "client");
     expectStep(final, LoginStep.clientFinal);
+    await options.beforeEvaluate?.(user);
     const result = scram.receiveClientFinal(final.text);
     if (!known) throw new LoginFailure(user, "unknown user");
     if (!result.ok) throw new LoginFailure(user, "wrong password");
@@ -211,6 +212,7 @@ async function legacyLogin(
   sendStep(channel, LoginStep.legacyRequest, "");
   const answer = await receiveStep(channel, "client");
   expectStep(answer, LoginStep.legacyPassword);
+  await context.beforeEvaluate?.(user);
   const matches = constantTimeEqual(
     utf8(legacyMd5Hex(user, answer.text)),
     utf8(known.md5Hex),

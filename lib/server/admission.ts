@@ -197,12 +197,15 @@ export function endStartup(
 }
 
 /**
- * Called once a login's user name is known, before it is evaluated: waits
- * for the source's login slot (`maxLoginsPerSource`) and the user name's
- * (one at a time), then checks the address's penalty as it stands now (a
- * refusing penalty fails the login unevaluated; a delaying one is waited
- * out). Parallel guesses are thus evaluated one by one against penalties
- * that the earlier ones earned.
+ * Called once a login's proof has arrived, just before it is checked: takes
+ * one of the source's login slots (`maxLoginsPerSource`), waits out the
+ * address's penalty delay as it stands now, then takes the user name's slot
+ * (one evaluation at a time) and checks the penalty again: a refusing
+ * penalty fails the login unevaluated, a new delay is waited out without
+ * holding the user's slot. Parallel guesses are thus evaluated one by one
+ * against the penalties the earlier ones earned, and the user's slot is held
+ * only while the server checks a proof, never while a client or a penalty
+ * is waited for, so no one can hold a user name's logins hostage.
  *
  * @returns A function that releases both slots.
  * @throws {LoginFailure} If the address is refused by its penalty.
@@ -218,24 +221,26 @@ export async function beginLogin(
     ctx.options.maxLoginsPerSource,
     signal,
   );
-  let releaseUser: (() => void) | null = null;
   try {
-    releaseUser = await ctx.loginsByUser.acquire(user, 1, signal);
-    const verdict = ctx.addressPenalties.verdict(who.address);
-    if (verdict.action === "refuse") {
-      throw new LoginFailure(user, "address penalised: login not evaluated");
+    while (true) {
+      await pauseFor(ctx.addressPenalties.delayFor(who.address), signal);
+      const releaseUser = await ctx.loginsByUser.acquire(user, 1, signal);
+      if (ctx.addressPenalties.verdict(who.address).action === "refuse") {
+        releaseUser();
+        throw new LoginFailure(user, "address penalised: login not evaluated");
+      }
+      if (ctx.addressPenalties.delayFor(who.address) <= 0) {
+        return () => {
+          releaseUser();
+          releaseSource();
+        };
+      }
+      releaseUser();
     }
-    await pauseFor(ctx.addressPenalties.delayFor(who.address), signal);
   } catch (error) {
-    releaseUser?.();
     releaseSource();
     throw error;
   }
-  const user_ = releaseUser;
-  return () => {
-    user_();
-    releaseSource();
-  };
 }
 
 /**
@@ -250,6 +255,8 @@ export async function rejectConnection(
     conn: Deno.TcpConn;
     startup: Startup;
     helloSent: boolean;
+    /** Releases the login's slots, once its failure is recorded. */
+    releaseLogin: () => void;
   },
   ctx: AdmissionContext,
 ): Promise<void> {
@@ -266,6 +273,7 @@ export async function rejectConnection(
     const byAddress = penalise(who, PenaltyWeight.failure, ctx);
     const byUser = ctx.userPenalties.recordFailure(`user:${error.user}`);
     const delayMs = Math.max(byAddress, "ms" in byUser ? byUser.ms : 0);
+    who.releaseLogin();
     endStartup(who.startup, who, ctx);
     await sleepUnlessShutdown(Math.min(delayMs, ctx.options.penaltyCapMs), ctx);
     await channel?.close(CloseCode.loginFailed, "login failed", {

@@ -196,7 +196,7 @@ export function createLogger(options: LoggerOptions): Logger {
 export interface GuardLoggerOptions {
   /**
    * Events of these kinds from one address are aggregated.
-   * @default {["refused", "handshake_failed"]}
+   * @default {["refused", "handshake_failed", "limit"]}
    */
   aggregate?: readonly LogEventName[];
   /**
@@ -260,7 +260,7 @@ export function guardLogger(
   options: GuardLoggerOptions = {},
 ): GuardedLogger {
   const aggregate = new Set(
-    options.aggregate ?? ["refused", "handshake_failed"],
+    options.aggregate ?? ["refused", "handshake_failed", "limit"],
   );
   const windowMs = options.windowMs ?? 10_000;
   const passPerWindow = options.passPerWindow ?? 10;

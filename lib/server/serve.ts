@@ -320,14 +320,14 @@ async function authenticate(
       RECORD_OVERHEAD_BYTES;
     return { channel, user };
   } catch (error) {
-    // The next login from this source or of this user may be evaluated
-    // now: this one's penalty is recorded before the delay starts.
-    login.release?.();
     await rejectConnection(error, {
       ...who,
       channel,
       conn,
       helloSent: sent.hello,
+      // The next login from this source or of this user may be evaluated
+      // once this one's failure is recorded, before its delay starts.
+      releaseLogin: () => login.release?.(),
     }, ctx);
     return null;
   } finally {
