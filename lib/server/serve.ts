@@ -119,8 +119,10 @@ interface Context extends AdmissionContext {
  * @param handler What to do with each authenticated client.
  * @returns The running server: its address, and `shutdown()`.
  * @throws {RangeError} If the key is shorter than 16 bytes,
- *   `maxMessageBytes` is not 1 to 16 MiB, or `maxConnections`,
- *   `maxStartups` or `loginTimeoutMs` is below 1.
+ *   `maxMessageBytes` is not 1 to 16 MiB, `maxStartups` is neither `N` nor
+ *   `START:RATE:FULL`, or a count or deadline (`maxConnections`,
+ *   `loginTimeoutMs`, `handshakeTimeoutMs`, the per-source and per-user
+ *   caps, `maxTotalQueueBytes`) is below 1.
  * @throws {Deno.errors.AddrInUse} If the port is taken.
  * @example Usage
  * ```ts ignore
