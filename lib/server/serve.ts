@@ -1,7 +1,7 @@
 /**
  * The server core: accepts TCP connections and runs each one through the
  * layers (handshake → channel → login → session → handler), under the
- * limits that keep the server alive: one deadline for handshake plus login,
+ * limits that keep the server alive: deadlines for handshake and login,
  * an idle timeout, bounded outgoing queues, and (admission.ts) connection
  * caps and penalties. Every event goes to the logger in the options; a
  * failure in one connection closes that connection only.
