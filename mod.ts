@@ -33,6 +33,7 @@ export {
 } from "./lib/server/session.ts";
 export { loadServerSecret } from "./lib/server/server_secret.ts";
 export { CloseCode, type CloseCodeValue } from "./lib/wire/protocol.ts";
+export { RefusalReason, type RefusalReasonValue } from "./lib/wire/refusal.ts";
 
 // Client: connect() returns a Connection.
 export { connect, type ConnectOptions } from "./lib/client/connect.ts";
@@ -105,6 +106,7 @@ export {
   KeyRejectedError,
   LoginRejectedError,
   ProtocolError,
+  RefusedError,
   TimeoutError,
   UnsupportedVersionError,
   UserinfoSyntaxError,

@@ -294,6 +294,41 @@ export class TimeoutError extends Error {
   }
 }
 
+/**
+ * The server refused the connection before the handshake and said why and
+ * when to retry (docs/protocol/refusal.md). Exit 6.
+ *
+ * @example Usage
+ * ```ts
+ * const error = new RefusedError("server refused the connection: shutting down; retry in 5 s", {
+ *   reason: 4,
+ *   retryAfterSeconds: 5,
+ * });
+ * exitCodeFor(error); // 6
+ * ```
+ */
+export class RefusedError extends Error {
+  /** The reason code of the refusal frame (1 tooManyConnections … 6). */
+  readonly reason: number;
+  /** Seconds the server asks the client to wait before retrying. */
+  readonly retryAfterSeconds: number;
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong, in one line for the user.
+   * @param options The reason code and retry-after from the frame.
+   */
+  constructor(
+    message: string,
+    options: ErrorOptions & { reason: number; retryAfterSeconds: number },
+  ) {
+    super(message, options);
+    this.name = "RefusedError";
+    this.reason = options.reason;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
 /** Exit codes of `server.ts` and `client.ts`, as documented in `--help`. */
 export const ExitCode = {
   ok: 0,
@@ -302,6 +337,7 @@ export const ExitCode = {
   keyRejected: 3,
   loginRejected: 4,
   closed: 5,
+  refused: 6,
 } as const;
 
 /**
@@ -309,7 +345,7 @@ export const ExitCode = {
  *
  * @param error Anything thrown.
  * @returns 2 usage, 3 key rejected, 4 login rejected, 5 closed or timed out,
- *   1 for everything else.
+ *   6 refused (try later), 1 for everything else.
  * @example Usage
  * ```ts
  * exitCodeFor(new LoginRejectedError("Wrong password")); // 4
@@ -323,6 +359,7 @@ export function exitCodeFor(error: unknown): number {
   if (error instanceof ClosedError || error instanceof TimeoutError) {
     return ExitCode.closed;
   }
+  if (error instanceof RefusedError) return ExitCode.refused;
   return ExitCode.failure;
 }
 

@@ -13,6 +13,7 @@ import { KeyRing, watchKeyRing } from "../server/key_ring.ts";
 import { parseAddressList } from "../server/limits.ts";
 import { createLogger, type LogEvent, type Logger } from "../server/log.ts";
 import type { ReloadEvent } from "../file_reloader.ts";
+import { parseMaxStartups } from "../server/startups.ts";
 import { MAX_MESSAGE_BYTES_LIMIT } from "../wire/protocol.ts";
 import {
   DEFAULT_SCRAM_ITERATIONS,
@@ -69,7 +70,16 @@ export const SERVE_OPTIONS_TEXT = `Options of serve:
   --anonymous              accept clients after the key handshake alone (no login)
   --service NAME           chat, echo or upper (default chat)
   --max-connections N      most connections at once (default 10000)
-  --max-startups N         most connections still in handshake or login (default 128)
+  --max-startups N|START:RATE:FULL
+                           connections still in handshake or login: a hard cap N,
+                           or refuse RATE % from START on, all at FULL (default 64:30:128)
+  --max-startups-per-source N  of those, most from one address (default 10)
+  --max-logins-per-source N    logins from one address evaluated at once (default 4)
+  --max-sessions-per-user N    open sessions of one user (default 64)
+  --max-sessions-per-source N  open sessions from one address (default 256)
+  --max-total-queue-bytes N    bytes queued across all sessions before the fullest
+                           are closed as too slow (default 268435456)
+  --handshake-timeout SECONDS  deadline for the key handshake (default 5)
   --login-timeout SECONDS  deadline for handshake plus login (default 10)
   --idle-timeout SECONDS   close sessions with no message either way for this
                            long; 0 never (default 0: pings keep quiet clients)
@@ -123,7 +133,13 @@ const OPTIONS = {
   anonymous: { type: "boolean", default: false },
   service: { type: "string", default: "chat" },
   "max-connections": { type: "string", default: "10000" },
-  "max-startups": { type: "string", default: "128" },
+  "max-startups": { type: "string", default: "64:30:128" },
+  "max-startups-per-source": { type: "string", default: "10" },
+  "max-logins-per-source": { type: "string", default: "4" },
+  "max-sessions-per-user": { type: "string", default: "64" },
+  "max-sessions-per-source": { type: "string", default: "256" },
+  "max-total-queue-bytes": { type: "string", default: "268435456" },
+  "handshake-timeout": { type: "string", default: "5" },
   "login-timeout": { type: "string", default: "10" },
   "idle-timeout": { type: "string", default: "0" },
   "ping-interval": { type: "string", default: "30" },
@@ -265,7 +281,13 @@ function buildOptions(
     port: number("port", 0, 65535),
     logger,
     maxConnections: number("max-connections", 1),
-    maxStartups: number("max-startups", 1),
+    maxStartups: validMaxStartups(String(values["max-startups"])),
+    maxStartupsPerSource: number("max-startups-per-source", 1),
+    maxLoginsPerSource: number("max-logins-per-source", 1),
+    maxSessionsPerUser: number("max-sessions-per-user", 1),
+    maxSessionsPerSource: number("max-sessions-per-source", 1),
+    maxTotalQueueBytes: number("max-total-queue-bytes", 1),
+    handshakeTimeoutMs: seconds("handshake-timeout"),
     loginTimeoutMs: seconds("login-timeout"),
     idleTimeoutMs: seconds("idle-timeout", 0),
     pingIntervalMs: seconds("ping-interval", 0),
@@ -314,6 +336,17 @@ async function openServerSecret(
     });
   }
   return secret;
+}
+
+function validMaxStartups(text: string): string {
+  try {
+    parseMaxStartups(text);
+  } catch (error) {
+    throw new UsageError(
+      `Cannot use --max-startups: ${(error as Error).message}`,
+    );
+  }
+  return text;
 }
 
 function validExempt(entries: string[]): string[] {

@@ -121,6 +121,8 @@ export interface ConnectOptions {
  * @throws {KeyRejectedError} If the pre-shared keys differ.
  * @throws {LoginRejectedError} If the login is refused, or the server asks
  *   for the legacy plaintext method without `allowLegacyLogin`.
+ * @throws {RefusedError} If the server refused the connection before the
+ *   handshake (its `reason` and `retryAfterSeconds`).
  * @throws {TimeoutError} If the deadline passes first.
  * @example Usage
  * ```ts ignore

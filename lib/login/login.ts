@@ -117,6 +117,13 @@ export interface ServerLoginOptions {
   delayFor?: (user: string) => number;
   /** Users the client's key may log in as (its ring entry); absent: any. */
   allowedUsers?: readonly string[];
+  /**
+   * Awaited once the client's proof (or legacy password) has arrived, just
+   * before it is checked (the server's per-source and per-user login slots
+   * and its penalty check); it may throw `LoginFailure` to fail the login
+   * unevaluated.
+   */
+  beforeEvaluate?: (user: string) => Promise<void>;
 }
 
 /**
@@ -231,6 +238,7 @@ export async function loginAsServer(
     sendStep(channel, LoginStep.serverFirst, scram.serverFirst(verifier));
     const final = await receiveStep(channel, "client");
     expectStep(final, LoginStep.clientFinal);
+    await options.beforeEvaluate?.(user);
     const result = scram.receiveClientFinal(final.text);
     if (!known) throw new LoginFailure(user, "unknown user");
     if (result.reason === "channel-bindings-dont-match") {
@@ -262,6 +270,7 @@ async function legacyLogin(
   sendStep(channel, LoginStep.legacyRequest, "");
   const answer = await receiveStep(channel, "client");
   expectStep(answer, LoginStep.legacyPassword);
+  await context.beforeEvaluate?.(user);
   if (!matchesLegacyMd5(known, user, answer.text)) {
     throw new LoginFailure(user, "wrong password (legacy md5)");
   }

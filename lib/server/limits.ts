@@ -126,12 +126,20 @@ export class PenaltyBox {
   /**
    * Records one failure of `key` and penalises it.
    *
+   * A lighter failure (OpenSSH's `noauth`, `grace-exceeded`) counts as a
+   * fraction of one: `weight` 0.25 takes four to make one full failure.
+   *
    * @param key A normalised address, or `user:NAME`.
+   * @param options `weight`: how much this failure counts, in (0, 1]
+   *   (default 1).
    * @returns `allow` for an exempt key; else `delay` (delay the failure reply
    *   by `ms`) below `refuseAfter` failures, and `refuse` (close, and refuse
    *   new connections for `ms`) from then on.
    */
-  recordFailure(key: string): PenaltyVerdict {
+  recordFailure(
+    key: string,
+    options: { weight?: number } = {},
+  ): PenaltyVerdict {
     if (this.#exempt?.matches(key)) return ALLOW;
     const now = this.#now();
     let entry = this.#liveEntry(key, now);
@@ -140,7 +148,8 @@ export class PenaltyBox {
       entry = { failures: 0, lastFailureAt: now, penaltyUntil: now };
       this.#entries.set(key, entry);
     }
-    entry.failures++;
+    const weight = options.weight ?? 1;
+    entry.failures += weight > 0 && weight <= 1 ? weight : 1;
     entry.lastFailureAt = now;
     const doublings = Math.min(entry.failures - 1, MAX_DOUBLINGS);
     const ms = Math.min(this.#capMs, this.#baseMs * 2 ** doublings);

@@ -178,11 +178,188 @@ export function createLogger(options: LoggerOptions): Logger {
   const { format, write } = options;
   const now = options.now ?? (() => new Date());
   const formatLine = format === "json" ? formatJsonLine : formatTextLine;
+  // A failed write (disk full, EPIPE on a closed stderr) drops the line and
+  // is counted; the next line that gets through is preceded by the count.
+  let dropped = 0;
   return Object.freeze({
     log(event: LogEvent): void {
-      write(formatLine(now(), event));
+      try {
+        const time = now();
+        if (dropped > 0) {
+          write(formatLine(time, {
+            event: "warning",
+            count: dropped,
+            detail: `${dropped} log lines dropped: write failed`,
+          }));
+          dropped = 0;
+        }
+        write(formatLine(time, event));
+      } catch {
+        dropped++;
+      }
     },
   });
+}
+
+/** Options of {@link guardLogger}. */
+export interface GuardLoggerOptions {
+  /**
+   * Events of these kinds from one address are aggregated.
+   * @default {["refused", "handshake_failed", "limit"]}
+   */
+  aggregate?: readonly LogEventName[];
+  /**
+   * The aggregation window, in ms.
+   * @default {10000}
+   */
+  windowMs?: number;
+  /**
+   * Events of one kind from one address passed through per window before
+   * the rest are only counted.
+   * @default {10}
+   */
+  passPerWindow?: number;
+  /**
+   * The clock, in ms.
+   * @default {Date.now}
+   */
+  now?: () => number;
+}
+
+/** A logger that never throws and aggregates floods; see {@link guardLogger}. */
+export interface GuardedLogger extends Logger {
+  /** Events the inner logger threw on, so far. */
+  readonly dropped: number;
+  /**
+   * Writes the summaries of windows that have ended (`serve()` calls it
+   * every second, and with `all` at shutdown).
+   *
+   * @param options `all`: end every window now.
+   */
+  flush(options?: { all?: boolean }): void;
+}
+
+interface AggregateWindow {
+  readonly event: LogEventName;
+  readonly address: string;
+  readonly startedAt: number;
+  passed: number;
+  held: number;
+}
+
+/**
+ * Wraps a logger so that logging can never take the server down and a
+ * flood cannot fill the disk: `log` never throws (an inner failure is
+ * counted in `dropped`), and past `passPerWindow` events of one kind
+ * (`refused`, `handshake_failed`) from one address in a window, the rest
+ * become one summary line, `… N more from ADDR in the last 10 s`.
+ *
+ * @param logger The logger to guard.
+ * @param options What to aggregate, the window, and the clock.
+ * @returns The guarded logger.
+ * @example Usage
+ * ```ts
+ * const logger = guardLogger(createLogger({ format: "text", write: console.log }));
+ * logger.log({ event: "refused", peer: "192.0.2.7:4000", reason: "penalty" });
+ * logger.flush({ all: true });
+ * ```
+ */
+export function guardLogger(
+  logger: Logger,
+  options: GuardLoggerOptions = {},
+): GuardedLogger {
+  const aggregate = new Set(
+    options.aggregate ?? ["refused", "handshake_failed", "limit"],
+  );
+  const windowMs = options.windowMs ?? 10_000;
+  const passPerWindow = options.passPerWindow ?? 10;
+  const now = options.now ?? Date.now;
+  const windows = new Map<string, AggregateWindow>();
+  let dropped = 0;
+  const emit = (event: LogEvent) => {
+    try {
+      logger.log(event);
+    } catch {
+      dropped++;
+    }
+  };
+  const summarise = (window: AggregateWindow) => {
+    if (window.held === 0) return;
+    emit({
+      event: window.event,
+      address: window.address,
+      count: window.held,
+      detail: `… ${window.held} more from ${window.address} in the last ${
+        Math.round(windowMs / 1000)
+      } s`,
+    });
+  };
+  const flush = (flushOptions: { all?: boolean } = {}) => {
+    const at = now();
+    for (const [key, window] of windows) {
+      if (flushOptions.all || at - window.startedAt >= windowMs) {
+        windows.delete(key);
+        summarise(window);
+      }
+    }
+  };
+  return {
+    get dropped() {
+      return dropped;
+    },
+    flush,
+    log(event: LogEvent): void {
+      if (!aggregate.has(event.event) || event.peer === undefined) {
+        emit(event);
+        return;
+      }
+      let address = event.address ?? hostOf(event.peer);
+      let key = `${event.event} ${address}`;
+      // A flood from many addresses shares one window past the bound.
+      if (windows.size >= MAX_WINDOWS && !windows.has(key)) {
+        address = "many addresses";
+        key = `${event.event} *`;
+      }
+      const at = now();
+      let window = windows.get(key);
+      if (window !== undefined && at - window.startedAt >= windowMs) {
+        windows.delete(key);
+        summarise(window);
+        window = undefined;
+      }
+      if (window === undefined) {
+        window = {
+          event: event.event,
+          address,
+          startedAt: at,
+          passed: 0,
+          held: 0,
+        };
+        windows.set(key, window);
+      }
+      if (window.passed < passPerWindow) {
+        window.passed++;
+        emit(event);
+      } else {
+        window.held++;
+      }
+    },
+  };
+}
+
+/** Most addresses aggregated separately at once. */
+const MAX_WINDOWS = 4096;
+
+/** The host part of `host:port` or `[v6]:port`. */
+function hostOf(peer: string): string {
+  if (peer.startsWith("[")) {
+    const end = peer.indexOf("]");
+    return end === -1 ? peer : peer.slice(1, end);
+  }
+  const colon = peer.lastIndexOf(":");
+  return colon === -1 || peer.indexOf(":") !== colon
+    ? peer
+    : peer.slice(0, colon);
 }
 
 /** A logger that drops every event. */

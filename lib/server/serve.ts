@@ -1,7 +1,7 @@
 /**
  * The server core: accepts TCP connections and runs each one through the
  * layers (handshake → channel → login → session → handler), under the
- * limits that keep the server alive: one deadline for handshake plus login,
+ * limits that keep the server alive: deadlines for handshake and login,
  * pings to quiet clients and an optional idle timeout (one sweeper for all
  * sessions, not a timer each), bounded outgoing queues, and (admission.ts)
  * connection caps and penalties. A user removed from the user file has
@@ -16,21 +16,32 @@
 import {
   type AdmissionContext,
   admit,
+  beginLogin,
   closeQuietly,
+  endStartup,
+  type Peer,
   rejectConnection,
+  type Startup,
 } from "./admission.ts";
+import { acceptLoop } from "./accept_loop.ts";
 import { type Channel, openChannel } from "../wire/channel.ts";
 import { describeError } from "../errors.ts";
 import { handshakeAsServer } from "../wire/handshake.ts";
 import { settlesWithin, timeoutSignal } from "../wire/deadline.ts";
 import { ConnectionGate, parseAddressList, PenaltyBox } from "./limits.ts";
+import { type GuardedLogger, guardLogger } from "./log.ts";
 import { loginAsServer, type UserDirectory } from "../login/login.ts";
-import { CloseCode, RECORD_OVERHEAD_BYTES } from "../wire/protocol.ts";
+import {
+  CloseCode,
+  HandshakeKind,
+  RECORD_OVERHEAD_BYTES,
+} from "../wire/protocol.ts";
 import { resolveServeOptions, type ServeOptions } from "./serve_options.ts";
 import { Session, settleSession } from "./session.ts";
 import { KeyRing } from "./key_ring.ts";
 import type { KeyEntry } from "../key_file.ts";
 import { type Origin, resolveOrigin } from "./origin.ts";
+import { KeyedCounter, KeyedSlots, parseMaxStartups } from "./startups.ts";
 
 export type { ServeOptions } from "./serve_options.ts";
 
@@ -84,6 +95,9 @@ export interface Server {
 }
 
 interface Context extends AdmissionContext {
+  readonly logger: GuardedLogger;
+  readonly sessionsByUser: KeyedCounter;
+  readonly sessionsBySource: KeyedCounter;
   readonly users: UserDirectory | null;
   readonly keys: KeyRing;
   readonly handler: SessionHandler;
@@ -106,9 +120,11 @@ interface Context extends AdmissionContext {
  * @returns The running server: its address, and `shutdown()`.
  * @throws {RangeError} If an option is out of range or malformed: the key
  *   is shorter than 16 bytes, `maxMessageBytes` is not 1 to 16 MiB,
- *   `maxConnections` or `maxStartups` is not a positive integer, a duration
- *   is negative, `penaltyExempt` holds something not an address or range.
- *   Every option is checked before the port is bound.
+ *   `maxStartups` is neither `N` nor `START:RATE:FULL`, a count or deadline
+ *   (`maxConnections`, `loginTimeoutMs`, `handshakeTimeoutMs`, the
+ *   per-source and per-user caps, `maxTotalQueueBytes`) is below 1, a
+ *   duration is negative, `penaltyExempt` holds something not an address or
+ *   range. Every option is checked before the port is bound.
  * @throws {TypeError} If an option has the wrong type.
  * @throws {Deno.errors.AddrInUse} If the port is taken.
  * @example Usage
@@ -129,13 +145,26 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     exempt,
   };
   const stopped = new AbortController();
+  const startupLimits = parseMaxStartups(settings.maxStartups);
   const ctx: Context = {
     options: settings,
     users: options.users ?? null,
     keys,
     handler,
-    logger: settings.logger,
-    gate: new ConnectionGate(settings),
+    logger: guardLogger(settings.logger),
+    gate: new ConnectionGate({
+      maxConnections: settings.maxConnections,
+      maxStartups: startupLimits.full,
+    }),
+    startupLimits,
+    exempt,
+    startupsBySource: new KeyedCounter(),
+    loginsBySource: new KeyedSlots(),
+    loginsByUser: new KeyedSlots(),
+    sessionsByUser: new KeyedCounter(),
+    sessionsBySource: new KeyedCounter(),
+    refusing: new Set(),
+    random: Math.random,
     addressPenalties: new PenaltyBox(penalty),
     // Per-user delays stay well inside the login deadline: they slow
     // guessing but can never lock the real user out.
@@ -173,7 +202,21 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   const stopWatchingUsers = ctx.users?.onUsersRemoved?.((names) =>
     closeSessionsOf(names, ctx)
   );
-  const accepting = acceptLoop(listener, ctx, tasks);
+  const housekeeper = startHousekeeper(ctx);
+  let nextId = 0;
+  const accepting = acceptLoop(listener, (conn) => {
+    const id = ++nextId;
+    // Observed here, so no failure (not even the logger's) goes unhandled.
+    const task = handleConnection(conn, id, ctx).catch((error) => {
+      ctx.logger.log({
+        event: "error",
+        conn: id,
+        detail: describeError(error),
+      });
+    });
+    tasks.add(task);
+    task.finally(() => tasks.delete(task));
+  }, { logger: ctx.logger, stopping: () => ctx.shuttingDown });
   const finished = Promise.withResolvers<void>();
   let stopping: Promise<void> | null = null;
   return {
@@ -187,6 +230,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
         accepting,
         sweeper,
         stopped,
+        housekeeper,
       }).then(() => {
         stopRevoking();
         stopWatchingUsers?.();
@@ -194,35 +238,6 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
       }),
     finished: finished.promise,
   };
-}
-
-async function acceptLoop(
-  listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>,
-  ctx: Context,
-  tasks: Set<Promise<void>>,
-): Promise<void> {
-  let nextId = 0;
-  while (!ctx.shuttingDown) {
-    let conn: Deno.TcpConn;
-    try {
-      conn = await listener.accept();
-    } catch (error) {
-      if (ctx.shuttingDown || error instanceof Deno.errors.BadResource) return;
-      ctx.logger.log({ event: "error", detail: describeError(error) });
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      continue;
-    }
-    const id = ++nextId;
-    const task = handleConnection(conn, id, ctx).catch((error) => {
-      ctx.logger.log({
-        event: "error",
-        conn: id,
-        detail: describeError(error),
-      });
-    });
-    tasks.add(task);
-    task.finally(() => tasks.delete(task));
-  }
 }
 
 /** One connection's life, top to bottom, as the protocol reads. */
@@ -240,45 +255,73 @@ async function handleConnection(
   });
   if (!origin) return;
   const { peer, address } = origin;
-  if (!admit(conn, { id, peer, address }, ctx)) return;
+  const who = { id, peer, address };
+  const startup = admit(conn, who, ctx);
+  if (!startup) return;
   ctx.logger.log({ event: "accepted", conn: id, peer });
   conn.setNoDelay(true);
   ctx.starting.add(conn);
   let start: Awaited<ReturnType<typeof authenticate>> = null;
   try {
-    start = await authenticate(conn, { id, peer, address, origin }, ctx);
+    start = await authenticate(conn, { ...who, startup, origin }, ctx);
   } finally {
     ctx.starting.delete(conn);
-    if (!start) ctx.gate.release({ established: false });
+    endStartup(startup, who, ctx);
+    if (!start) ctx.gate.release({ established: true });
   }
   if (!start) return;
-  ctx.gate.established();
+  const sessionHold = holdSession(start, who, ctx);
+  if (!sessionHold) {
+    ctx.gate.release({ established: true });
+    return;
+  }
   // Returned, not awaited, so this frame ends here: idle read path
   // (framing.ts).
-  const who = { id, peer, user: start.user, conn, key: start.key, origin };
-  return runSession(start.channel, who, ctx)
-    .finally(() => ctx.gate.release({ established: true }));
+  const session = { id, peer, user: start.user, conn, key: start.key, origin };
+  return runSession(start.channel, session, ctx)
+    .finally(() => {
+      sessionHold();
+      ctx.gate.release({ established: true });
+    });
 }
 
 /**
- * Handshake then login, under one deadline. Its own function so that the
- * deadline, timer and handshake state are released once the session runs.
+ * Handshake then login: the handshake under its own, shorter deadline, both
+ * under the login deadline. Its own function so that the deadlines, timers
+ * and handshake state are released once the session runs.
  *
  * @returns The channel and user, or `null` once the connection was refused
  *   (logged, penalised and closed).
  */
 async function authenticate(
   conn: Deno.TcpConn,
-  who: { id: number; peer: string; address: string; origin: Origin },
+  who: Peer & { startup: Startup; origin: Origin },
   ctx: Context,
 ): Promise<{ channel: Channel; user: string | null; key: KeyEntry } | null> {
   using deadline = timeoutSignal(ctx.options.loginTimeoutMs);
+  using handshakeDeadline = timeoutSignal(ctx.options.handshakeTimeoutMs);
   const framed = who.origin.framed;
+  // The handshake writes through this wrapper only to learn whether a
+  // ServerHello went out (crypto spent: an abandoned handshake counts);
+  // the channel writes to the connection directly.
+  const sent = { hello: false };
+  const handshakeConn = {
+    write: (bytes: Uint8Array) => {
+      if (!isFailureFlight(bytes)) sent.hello = true;
+      return framed.conn.write(bytes);
+    },
+    close: () => framed.conn.close(),
+  };
   let channel: Channel | null = null;
+  const login: { release: (() => void) | null } = { release: null };
   try {
-    const keys = await handshakeAsServer(framed, ctx.keys, {
-      signal: deadline.signal,
-    });
+    const keys = await handshakeAsServer(
+      { conn: handshakeConn, reader: framed.reader },
+      ctx.keys,
+      {
+        signal: AbortSignal.any([deadline.signal, handshakeDeadline.signal]),
+      },
+    );
     const key = keys.key;
     ctx.logger.log({
       event: "authenticated",
@@ -295,6 +338,9 @@ async function authenticate(
         iterations: ctx.options.iterations,
         delayFor: (name) => ctx.userPenalties.delayFor(`user:${name}`),
         allowedUsers: key.users,
+        beforeEvaluate: async (name) => {
+          login.release = await beginLogin(name, who, ctx, deadline.signal);
+        },
       })
       : null;
     if (user !== null) {
@@ -310,9 +356,119 @@ async function authenticate(
       RECORD_OVERHEAD_BYTES;
     return { channel, user, key };
   } catch (error) {
-    await rejectConnection(error, { ...who, channel, conn }, ctx);
+    await rejectConnection(error, {
+      ...who,
+      channel,
+      conn,
+      helloSent: sent.hello,
+      // The next login from this source or of this user may be evaluated
+      // once this one's failure is recorded, before its delay starts.
+      releaseLogin: () => login.release?.(),
+    }, ctx);
+    return null;
+  } finally {
+    login.release?.();
+  }
+}
+
+/** Whether a handshake write is only the failure frame (and preamble). */
+function isFailureFlight(bytes: Uint8Array): boolean {
+  return bytes.length <= 13 && bytes.at(-1) === HandshakeKind.failure;
+}
+
+/**
+ * Counts a new session against its user's and source's caps.
+ *
+ * @returns A function that uncounts it, or `null` if a cap is reached (the
+ *   client was then closed with `tooManySessions`).
+ */
+function holdSession(
+  start: { channel: Channel; user: string | null },
+  who: Peer,
+  ctx: Context,
+): (() => void) | null {
+  const { user, channel } = start;
+  const bySource = !ctx.exempt.matches(who.address);
+  let reason = "";
+  if (
+    user !== null &&
+    ctx.sessionsByUser.count(user) >= ctx.options.maxSessionsPerUser
+  ) {
+    reason = `max sessions per user (${ctx.options.maxSessionsPerUser})`;
+  } else if (
+    bySource &&
+    ctx.sessionsBySource.count(who.address) >=
+      ctx.options.maxSessionsPerSource
+  ) {
+    reason = `max sessions per source (${ctx.options.maxSessionsPerSource})`;
+  }
+  if (reason) {
+    ctx.logger.log({
+      event: "limit",
+      conn: who.id,
+      peer: who.peer,
+      user: user ?? undefined,
+      reason,
+    });
+    channel.close(CloseCode.tooManySessions, "too many sessions", {
+      signal: AbortSignal.timeout(1000),
+    }).catch(() => {});
     return null;
   }
+  if (user !== null) ctx.sessionsByUser.tryAcquire(user, Infinity);
+  if (bySource) ctx.sessionsBySource.tryAcquire(who.address, Infinity);
+  return () => {
+    if (user !== null) ctx.sessionsByUser.release(user);
+    if (bySource) ctx.sessionsBySource.release(who.address);
+  };
+}
+
+/**
+ * Every 50 ms: keeps the bytes queued across all open sessions under
+ * `maxTotalQueueBytes` by closing the fullest queues first as too slow;
+ * every second: writes the log's aggregated summaries.
+ */
+function startHousekeeper(ctx: Context): ReturnType<typeof setInterval> {
+  let ticks = 0;
+  return setInterval(() => {
+    enforceQueueBudget(ctx.sessions, ctx.options.maxTotalQueueBytes);
+    if (++ticks % 20 === 0) ctx.logger.flush();
+  }, 50);
+}
+
+/**
+ * Closes the sessions with the fullest queues, as too slow, until the bytes
+ * queued by the open sessions fit `maxBytes`.
+ *
+ * @returns How many sessions were closed.
+ */
+export function enforceQueueBudget(
+  sessions: Iterable<Session>,
+  maxBytes: number,
+): number {
+  let total = 0;
+  const open: Session[] = [];
+  for (const session of sessions) {
+    if (session.end !== null) continue;
+    const queued = session.queuedBytes;
+    if (queued === 0) continue;
+    total += queued;
+    open.push(session);
+  }
+  if (total <= maxBytes) return 0;
+  open.sort((left, right) => right.queuedBytes - left.queuedBytes);
+  let closed = 0;
+  for (const session of open) {
+    if (total <= maxBytes) break;
+    total -= session.queuedBytes;
+    session.close(
+      CloseCode.tooSlow,
+      `client too slow: server queue budget of ${maxBytes} bytes exceeded`,
+      { immediately: true },
+    );
+    closed++;
+  }
+  return closed;
 }
 
 async function runSession(
@@ -426,6 +582,7 @@ async function shutdownServer(
     accepting: Promise<void>;
     sweeper: ReturnType<typeof setInterval> | null;
     stopped: AbortController;
+    housekeeper: ReturnType<typeof setInterval>;
   },
 ): Promise<void> {
   ctx.shuttingDown = true;
@@ -434,6 +591,7 @@ async function shutdownServer(
   closeQuietly(listener);
   await running.accepting;
   for (const conn of ctx.starting) closeQuietly(conn);
+  for (const conn of ctx.refusing) closeQuietly(conn);
   for (const session of ctx.sessions) {
     session.close(CloseCode.shuttingDown, "server shutting down");
   }
@@ -448,4 +606,6 @@ async function shutdownServer(
     await settlesWithin(allClosed, 1000);
   }
   if (running.sweeper !== null) clearInterval(running.sweeper);
+  clearInterval(running.housekeeper);
+  ctx.logger.flush({ all: true });
 }

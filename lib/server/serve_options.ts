@@ -27,6 +27,8 @@ import { randomBytes } from "../wire/crypto.ts";
 import { DEFAULT_PING_INTERVAL_MS } from "../wire/liveness.ts";
 import { parseAddressList } from "./address.ts";
 
+import { parseMaxStartups } from "./startups.ts";
+
 /** The longest delay a timer holds, in ms (2^31 − 1). */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -89,11 +91,53 @@ export interface ServeOptions {
    */
   maxConnections?: number;
   /**
-   * Most connections still in handshake or login (like MaxStartups).
+   * Connections still in handshake or login (like OpenSSH's MaxStartups):
+   * a number is a hard cap; `"START:RATE:FULL"` refuses RATE % of new
+   * connections once START are in startup, rising to all of them at FULL.
    *
-   * @default {128}
+   * @default {"64:30:128"}
    */
-  maxStartups?: number;
+  maxStartups?: number | string;
+  /**
+   * Most connections in handshake or login from one address (like
+   * PerSourceMaxStartups); `penaltyExempt` addresses have no cap.
+   *
+   * @default {10}
+   */
+  maxStartupsPerSource?: number;
+  /**
+   * Most logins from one address evaluated at once; more wait their turn.
+   * Logins of one user name are always evaluated one at a time.
+   *
+   * @default {4}
+   */
+  maxLoginsPerSource?: number;
+  /**
+   * Most open sessions of one user; more are closed with `tooManySessions`.
+   *
+   * @default {64}
+   */
+  maxSessionsPerUser?: number;
+  /**
+   * Most open sessions from one address; `penaltyExempt` addresses have no
+   * cap.
+   *
+   * @default {256}
+   */
+  maxSessionsPerSource?: number;
+  /**
+   * Outgoing bytes queued across all sessions; past it the fullest queues
+   * are closed as too slow (checked every 50 ms).
+   *
+   * @default {268435456}
+   */
+  maxTotalQueueBytes?: number;
+  /**
+   * Deadline for the key handshake, in ms, from accept.
+   *
+   * @default {5000}
+   */
+  handshakeTimeoutMs?: number;
   /**
    * Deadline for handshake plus login, in ms (like LoginGraceTime).
    *
@@ -225,7 +269,14 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     keys: options.keys,
     logger: options.logger ?? silentLogger,
     maxConnections: options.maxConnections ?? 10_000,
-    maxStartups: options.maxStartups ?? 128,
+    maxStartups: options.maxStartups ?? "64:30:128",
+    maxStartupsPerSource: options.maxStartupsPerSource ?? 10,
+    maxLoginsPerSource: options.maxLoginsPerSource ?? 4,
+    maxSessionsPerUser: options.maxSessionsPerUser ?? 64,
+    maxSessionsPerSource: options.maxSessionsPerSource ?? 256,
+    maxTotalQueueBytes: options.maxTotalQueueBytes ?? 256 * 1024 * 1024,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ??
+      Math.min(5000, options.loginTimeoutMs ?? HANDSHAKE_TIMEOUT_MS),
     loginTimeoutMs: options.loginTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? 0,
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
@@ -278,7 +329,6 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     MAX_MESSAGE_BYTES_LIMIT,
   );
   checkInteger("maxConnections", settings.maxConnections, 1);
-  checkInteger("maxStartups", settings.maxStartups, 1);
   checkInteger("maxQueueBytes", settings.maxQueueBytes, 1);
   checkInteger(
     "iterations",
@@ -302,6 +352,13 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
       cause: error,
     });
   }
+  parseMaxStartups(settings.maxStartups);
+  checkInteger("maxStartupsPerSource", settings.maxStartupsPerSource, 1);
+  checkInteger("maxLoginsPerSource", settings.maxLoginsPerSource, 1);
+  checkInteger("maxSessionsPerUser", settings.maxSessionsPerUser, 1);
+  checkInteger("maxSessionsPerSource", settings.maxSessionsPerSource, 1);
+  checkInteger("maxTotalQueueBytes", settings.maxTotalQueueBytes, 1);
+  checkMs("handshakeTimeoutMs", settings.handshakeTimeoutMs, 1);
   return settings;
 }
 

@@ -201,11 +201,6 @@ export class Session implements AsyncIterable<IncomingMessage> {
     return this.#lastActivity;
   }
 
-  /** Bytes queued to the client and not yet written (for metrics). */
-  get queuedBytes(): number {
-    return this.#channel.queuedBytes;
-  }
-
   /**
    * Called by the server's sweeper with the time and the ping interval:
    * pings a client silent for an interval, and closes one silent for 3
@@ -233,6 +228,16 @@ export class Session implements AsyncIterable<IncomingMessage> {
         this.#fail(error);
       }
     }
+  }
+
+  /**
+   * Outgoing bytes queued and not yet written (the server's global queue
+   * budget and the metrics read it).
+   *
+   * @returns A byte count.
+   */
+  get queuedBytes(): number {
+    return this.#channel.queuedBytes;
   }
 
   /**

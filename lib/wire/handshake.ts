@@ -28,6 +28,7 @@ import {
   UnsupportedVersionError,
 } from "../errors.ts";
 import { raceSignal } from "./deadline.ts";
+import { parseRefusal } from "./refusal.ts";
 import {
   encodeFrame,
   type FramedConn,
@@ -119,6 +120,8 @@ export interface HandshakeOptions {
  *   or the server has no key with this id).
  * @throws {ProtocolError} If the server is not doorman or breaks the protocol.
  * @throws {UnsupportedVersionError} If the server speaks another version.
+ * @throws {RefusedError} If the server refused the connection (its reason
+ *   and retry-after; docs/protocol/refusal.md).
  * @throws {TimeoutError} If `options.signal` aborts first.
  * @throws {ClosedError} If the server closes before answering (it may be
  *   at a connection limit, or refusing this address).
@@ -436,6 +439,8 @@ async function readHandshakeFrame(
     }
     throw new ProtocolError(`${peer} rejected the handshake`);
   }
+  const refusal = kind === HandshakeKind.serverHello && parseRefusal(frame);
+  if (refusal) throw refusal;
   if (
     frame.length < size.min || frame.length > size.max || frame[0] !== kind
   ) {

@@ -44,6 +44,8 @@ export const HandshakeKind = {
   clientHello: 0x01,
   serverHello: 0x02,
   clientFinished: 0x03,
+  /** The server refuses before any crypto (docs/protocol/refusal.md). */
+  refusal: 0x7d,
   failure: 0x7f,
 } as const;
 
@@ -135,6 +137,8 @@ export const CloseCode = {
   userRemoved: 10,
   /** The peer answered nothing, not even pings, for several ping intervals. */
   peerUnresponsive: 11,
+  /** Past the server's per-user or per-source session cap. */
+  tooManySessions: 12,
 } as const;
 /**
  * One of the values of {@link CloseCode}.

@@ -9,6 +9,7 @@ import {
   LoginRejectedError,
   LoginRequiredError,
   ProtocolError,
+  RefusedError,
   TimeoutError,
 } from "../../lib/errors.ts";
 import type { SessionKeys } from "../../lib/wire/key_schedule.ts";
@@ -460,7 +461,8 @@ Deno.test("serve() penalises repeated wrong passwords, refuses the address meanw
       (error) =>
         error instanceof LoginRejectedError
           ? "rejected"
-          : error instanceof ClosedError || error instanceof ConnectionError
+          : error instanceof RefusedError || error instanceof ClosedError ||
+              error instanceof ConnectionError
           ? "refused"
           : String(error),
     );

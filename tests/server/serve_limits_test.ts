@@ -5,6 +5,7 @@ import {
   ClosedError,
   ConnectionError,
   KeyRejectedError,
+  RefusedError,
 } from "../../lib/errors.ts";
 import { encodePreamble } from "../../lib/wire/key_schedule.ts";
 import { CloseCode, RecordKind } from "../../lib/wire/protocol.ts";
@@ -32,7 +33,10 @@ async function attempt(
     if (error instanceof KeyRejectedError) return "key rejected";
     // A refused connection is closed before the handshake: the client sees
     // the end of the stream or a reset, depending on timing.
-    if (error instanceof ClosedError || error instanceof ConnectionError) {
+    if (
+      error instanceof RefusedError || error instanceof ClosedError ||
+      error instanceof ConnectionError
+    ) {
       return "refused";
     }
     throw error;

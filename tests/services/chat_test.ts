@@ -75,7 +75,10 @@ Deno.test("chat names anonymous members guest-ID", async () => {
 });
 
 Deno.test("chat fans out to 30 members, keeping each sender's order", async () => {
-  await using ts = await startTestServer({ handler: createChatService() });
+  await using ts = await startTestServer({
+    handler: createChatService(),
+    maxStartupsPerSource: 30,
+  });
   const members = 30;
   const perSender = 5;
   const clients = await Promise.all(
