@@ -20,6 +20,7 @@ import type { CommandIo } from "./command_io.ts";
 import { runInteractive } from "./client_interactive.ts";
 import { type ClientIo, runPipe, runSend } from "./client_pipe.ts";
 import { parseFlags } from "./flags.ts";
+import { runForwardCommand } from "./forward_command.ts";
 import {
   MAX_PASSWORD_BYTES,
   PASSWORD_ENV,
@@ -35,7 +36,9 @@ const MAX_PASSWORD_FILE_BYTES = 64 * 1024;
 const SECONDS_REGEXP = /^[0-9]+(\.[0-9]+)?$/;
 
 const SYNOPSIS = `Usage: client.ts [options]
-       client.ts send [options] [--] MESSAGE...`;
+       client.ts send [options] [--] MESSAGE...
+       client.ts forward --listen [HOST:]PORT --target NAME [options]
+       client.ts stdio --target NAME [options]`;
 
 const MODES = `Modes:
   (no command)  stdin is a terminal: interactive; each line typed at the
@@ -46,7 +49,10 @@ const MODES = `Modes:
                 and pushed messages are printed as they arrive; exits once
                 stdin ended and every message was confirmed
   send          sends each MESSAGE in order and prints each reply (nothing
-                for a message the server only acknowledges)`;
+                for a message the server only acknowledges)
+  forward       tunnels each connection to a local port to a target the
+                server offers (see "client.ts forward --help")
+  stdio         tunnels stdin and stdout to a target (ssh ProxyCommand)`;
 
 const OPTIONS_TEXT = `Options:
   --host HOST           server address (default ${DEFAULT_HOST})
@@ -208,6 +214,9 @@ export async function runClientCommand(
   args: string[],
   io: ClientIo,
 ): Promise<number> {
+  if (args[0] === "forward" || args[0] === "stdio") {
+    return await runForwardCommand(args[0], args.slice(1), io);
+  }
   const command = parseClientArgs(args, {
     stdinIsTerminal: io.stdinIsTerminal,
   });

@@ -11,6 +11,7 @@
 import { UsageError } from "../errors.ts";
 import { resolvePsk } from "../key_file.ts";
 import { parseAddressList } from "../server/limits.ts";
+import { parseForwardTargets } from "../server/forward_targets.ts";
 import { createLogger, type Logger } from "../server/log.ts";
 import { MAX_MESSAGE_BYTES_LIMIT } from "../wire/protocol.ts";
 import {
@@ -67,6 +68,13 @@ Options:
   --shutdown-timeout SECONDS  time given to messages in flight on SIGINT/SIGTERM
                            (default 5)
   --log-format FORMAT      text or json (default text)
+  --forward NAME=HOST:PORT  a tunnel target clients may open streams to
+                           (client.ts forward/stdio --target NAME); repeatable
+  --forward-users NAME=USER,key:ID,...  only these users (or key ids) may use
+                           target NAME (default: every logged-in user); repeatable
+  --forward-proxy-protocol NAME  send target NAME a PROXY protocol v2 header
+                           (client address and port, user and key id TLVs
+                           0xE0 and 0xE1); repeatable
   -h, --help               show this help
 
 Signals: SIGINT/SIGTERM shut down gracefully (exit 0); SIGHUP reloads --users.`;
@@ -89,6 +97,9 @@ const OPTIONS = {
   iterations: { type: "string", default: String(DEFAULT_SCRAM_ITERATIONS) },
   "shutdown-timeout": { type: "string", default: "5" },
   "log-format": { type: "string", default: "text" },
+  forward: { type: "string", multiple: true },
+  "forward-users": { type: "string", multiple: true },
+  "forward-proxy-protocol": { type: "string", multiple: true },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -180,7 +191,22 @@ function buildOptions(
     penaltyExempt: validExempt(exempt),
     iterations: number("iterations", MIN_SCRAM_ITERATIONS),
     shutdownTimeoutMs: seconds("shutdown-timeout", 0),
+    forwardTargets: forwardTargetsFrom(values),
   };
+}
+
+function forwardTargetsFrom(
+  values: Record<string, string | boolean | string[] | undefined>,
+) {
+  try {
+    return parseForwardTargets({
+      forward: values.forward as string[] | undefined,
+      users: values["forward-users"] as string[] | undefined,
+      proxyProtocol: values["forward-proxy-protocol"] as string[] | undefined,
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 function validExempt(entries: string[]): string[] {

@@ -24,6 +24,8 @@ import { legacyMd5Hex, type UserVerifier } from "../users/userinfo.ts";
 export interface Credentials {
   readonly user: string;
   readonly password: string;
+  /** Salted passwords kept across logins (see `ScramClientOptions`). */
+  readonly saltedPasswords?: Map<string, Uint8Array>;
 }
 
 /**
@@ -120,7 +122,9 @@ export async function loginAsClient(
   credentials: Credentials,
   options: ClientLoginOptions = {},
 ): Promise<void> {
-  const scram = new ScramClient(credentials.user, credentials.password);
+  const scram = new ScramClient(credentials.user, credentials.password, {
+    saltedPasswords: credentials.saltedPasswords,
+  });
   const steps = async () => {
     sendStep(channel, LoginStep.clientFirst, scram.clientFirst());
     const first = await receiveStep(channel, "server");

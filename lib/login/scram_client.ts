@@ -46,6 +46,12 @@ export interface ScramClientOptions {
   readonly minIterations?: number;
   /** Most iterations the server may ask for. @default {10000000} */
   readonly maxIterations?: number;
+  /**
+   * Salted passwords kept across logins of one user and password, keyed by
+   * iterations and salt: a hit skips PBKDF2 (the tunnel forwarder logs in
+   * once per connection). Memory only; at most 4 entries are kept.
+   */
+  readonly saltedPasswords?: Map<string, Uint8Array>;
 }
 
 type ClientStep = "first" | "final" | "verify" | "done" | "busy" | "failed";
@@ -69,6 +75,7 @@ export class ScramClient {
   #nonce: string;
   #minIterations: number;
   #maxIterations: number;
+  #saltedPasswords: Map<string, Uint8Array> | undefined;
   #clientFirstBare = "";
   #serverSignature: Uint8Array = new Uint8Array(0);
 
@@ -91,6 +98,7 @@ export class ScramClient {
     );
     this.#minIterations = options?.minIterations ?? MIN_SCRAM_ITERATIONS;
     this.#maxIterations = options?.maxIterations ?? MAX_SCRAM_ITERATIONS;
+    this.#saltedPasswords = options?.saltedPasswords;
     if (
       !(this.#minIterations >= 1 && this.#maxIterations >= this.#minIterations)
     ) {
@@ -132,7 +140,13 @@ export class ScramClient {
         `Cannot log in: server asks for ${iterations} iterations, outside ${this.#minIterations} to ${this.#maxIterations}`,
       );
     }
-    const saltedPassword = await pbkdf2Sha256(this.#password, salt, iterations);
+    const cacheKey = `${iterations}:${toBase64(salt)}`;
+    const saltedPassword = this.#saltedPasswords?.get(cacheKey) ??
+      await pbkdf2Sha256(this.#password, salt, iterations);
+    if (this.#saltedPasswords && !this.#saltedPasswords.has(cacheKey)) {
+      if (this.#saltedPasswords.size >= 4) this.#saltedPasswords.clear();
+      this.#saltedPasswords.set(cacheKey, saltedPassword);
+    }
     this.#password = new Uint8Array(0);
     if (this.#step !== "busy") { // another call came in while deriving
       throw new Error("Cannot build client-final message: wrong step");

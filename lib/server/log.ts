@@ -39,7 +39,11 @@ export type LogEventName =
   | "users_reload_failed"
   | "user_upgraded"
   | "warning"
-  | "error";
+  | "error"
+  | "stream_opened"
+  | "stream_refused"
+  | "stream_failed"
+  | "stream_closed";
 
 /**
  * One event. No field may carry a secret: never put a key, password,
@@ -65,6 +69,10 @@ export interface LogEvent {
   readonly peer?: string;
   /** The user name the peer gave (untrusted until `login_succeeded`). */
   readonly user?: string;
+  /** The id of the key the client proved (tunnels log it). */
+  readonly keyId?: string;
+  /** The tunnel target a stream named. */
+  readonly target?: string;
   /** Why, in a few words: `bad key`, `max startups`, `timeout`. */
   readonly reason?: string;
   /** A duration: penalty, delay or connection length. */
@@ -132,6 +140,8 @@ const FIELDS = [
   "conn",
   "peer",
   "user",
+  "keyId",
+  "target",
   "reason",
   "ms",
   "count",

@@ -33,6 +33,12 @@ import { loginAsServer, type UserDirectory } from "../login/login.ts";
 import { CloseCode, RECORD_OVERHEAD_BYTES } from "../wire/protocol.ts";
 import { resolveServeOptions, type ServeOptions } from "./serve_options.ts";
 import { Session } from "./session.ts";
+import {
+  type ClosableSession,
+  keyIdOf,
+  serveStreamsIfAsked,
+} from "./forward.ts";
+import type { ForwardTargets } from "./forward_targets.ts";
 
 export type { ServeOptions } from "./serve_options.ts";
 
@@ -89,7 +95,8 @@ interface Context extends AdmissionContext {
   readonly users: UserDirectory | null;
   readonly handler: SessionHandler;
   readonly fakeSaltKey: Uint8Array;
-  readonly sessions: Set<Session>;
+  readonly sessions: Set<ClosableSession>;
+  readonly forwardTargets: ForwardTargets;
   readonly starting: Set<Deno.Conn>;
 }
 
@@ -145,6 +152,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     }),
     fakeSaltKey: hmacSha256(options.psk, utf8("doorman fake salt key")),
     sessions: new Set(),
+    forwardTargets: options.forwardTargets ?? new Map(),
     starting: new Set(),
     shuttingDown: false,
   };
@@ -279,6 +287,19 @@ async function runSession(
   who: { id: number; peer: string; user: string | null; conn: Deno.TcpConn },
   ctx: Context,
 ): Promise<void> {
+  if (ctx.forwardTargets.size > 0) {
+    const caller = {
+      ...who,
+      keyId: keyIdOf(who),
+      remoteAddr: who.conn.remoteAddr,
+    };
+    const forward = {
+      ...ctx,
+      connectTimeoutMs: ctx.options.loginTimeoutMs,
+      maxRecordBytes: ctx.options.maxMessageBytes + RECORD_OVERHEAD_BYTES,
+    };
+    if (await serveStreamsIfAsked(channel, caller, forward)) return;
+  }
   const session = new Session(channel, {
     id: who.id,
     user: who.user,

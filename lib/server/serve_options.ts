@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { ForwardTargets } from "./forward_targets.ts";
 import type { Logger } from "./log.ts";
 import { silentLogger } from "./log.ts";
 import type { UserDirectory } from "../login/login.ts";
@@ -31,6 +32,12 @@ import { DEFAULT_SCRAM_ITERATIONS } from "../login/scram.ts";
  * ```
  */
 export interface ServeOptions {
+  /**
+   * Tunnel targets clients may open streams to (`forward_targets.ts`).
+   *
+   * @default {no targets}
+   */
+  forwardTargets?: ForwardTargets;
   /**
    * Address to listen on.
    *
@@ -149,6 +156,7 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     maxQueueBytes: options.maxQueueBytes ?? 4 * 1024 * 1024,
+    forwardTargets: options.forwardTargets ?? new Map(),
     penaltyBaseMs: options.penaltyBaseMs ?? 1000,
     penaltyCapMs: options.penaltyCapMs ?? 60_000,
     penaltyExempt: options.penaltyExempt ?? [],

@@ -86,6 +86,7 @@ export class Channel {
   #flushWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   #closeInfo: CloseInfo | null = null;
   #closed = false;
+  #held: ChannelRecord | null = null;
 
   constructor(framed: FramedConn, keys: SessionKeys, options: ChannelOptions) {
     this.#framed = framed;
@@ -120,11 +121,24 @@ export class Channel {
    * @throws {KeyRejectedError} If the server rejected our key proof.
    */
   receive(): Promise<ChannelRecord | null> {
+    if (this.#held) {
+      const held = this.#held;
+      this.#held = null;
+      return Promise.resolve(held);
+    }
     if (this.#closeInfo) return Promise.resolve(null);
     // A promise chain, not an async function: idle connections wait here,
     // and a suspended async frame each would cost memory (bench: idle).
     return this.#framed.reader.readFrame(this.#maxRecordBytes)
       .then((frame) => this.#openFrame(frame));
+  }
+
+  /**
+   * Makes the next `receive()` return `record` again: the server peeks at
+   * the first record after login to choose a message session or a stream.
+   */
+  unreceive(record: ChannelRecord): void {
+    this.#held = record;
   }
 
   #openFrame(frame: Uint8Array | null): ChannelRecord | null {

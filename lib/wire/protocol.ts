@@ -70,6 +70,14 @@ export const RecordKind = {
   ack: 0x12,
   /** Server to client: an unsolicited message (chat from others). */
   push: 0x13,
+  /** Client to server: open a stream to a named target (streams.md). */
+  streamOpen: 0x30,
+  /** Server to client: the target is connected; stream bytes may flow. */
+  streamOpened: 0x31,
+  /** Either way: stream bytes, 1 to 65536 of them. */
+  streamData: 0x32,
+  /** Either way: the sender shut down its writing half (EOF). */
+  streamEnd: 0x33,
   /** Either way: authenticated close, body = reason code + UTF-8 text. */
   close: 0x7e,
 } as const;
@@ -106,6 +114,14 @@ export const CloseCode = {
   protocolError: 7,
   /** The server's session handler threw. */
   handlerError: 8,
+  /** Tunnels: the stream named a target the server does not offer. */
+  targetUnknown: 16,
+  /** Tunnels: the user (or key) may not use the target it named. */
+  targetForbidden: 17,
+  /** Tunnels: the server could not connect to the target. */
+  targetUnreachable: 18,
+  /** Tunnels: one end of the stream was reset or failed mid-stream. */
+  streamAborted: 19,
 } as const;
 /**
  * One of the values of {@link CloseCode}.
