@@ -14,6 +14,7 @@ export const WORKLOADS = [
   "bulk",
   "idle",
   "chat",
+  "tunnel",
 ] as const;
 /** One of {@link WORKLOADS}. */
 export type WorkloadName = typeof WORKLOADS[number];

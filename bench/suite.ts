@@ -17,6 +17,7 @@ import {
   setUser,
 } from "../lib/users/userinfo.ts";
 import { runIdle } from "./idle.ts";
+import { runTunnels } from "./tunnels.ts";
 import { findPython } from "./peers.ts";
 import { startBenchServer } from "./processes.ts";
 import {
@@ -96,6 +97,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
     bulk: runBulk,
     idle: runIdle,
     chat: runChat,
+    tunnel: runTunnels,
   };
   try {
     if (settings.peers) {
