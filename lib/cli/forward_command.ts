@@ -18,7 +18,7 @@ import { resolvePsk } from "../key_file.ts";
 import { TARGET_NAME_REGEXP } from "../wire/stream_records.ts";
 import { CLIENT_EXIT_CODES, readPasswordFile } from "./client_command.ts";
 import type { ClientIo } from "./client_pipe.ts";
-import { parseFlags } from "./flags.ts";
+import { parseFlags, positiveInteger } from "./flags.ts";
 import { PASSWORD_ENV, readPassword } from "./password_prompt.ts";
 
 /**
@@ -53,6 +53,11 @@ Options:
                         $${PASSWORD_ENV} if set, else a hidden prompt when
                         stdin is a terminal; asked once, at startup)
   --timeout SECONDS     deadline for connect, handshake and login (default 10)
+  --warm N              forward: logged-in connections kept ready, so a new
+                        local connection skips handshake and login (default 2)
+  --max-idle N          forward: connections kept after a stream ended cleanly
+                        both ways, to carry the next stream (default 16;
+                        0 with --warm 0: one connection per stream, as spiped)
   -h, --help            show this help
 
 ${CLIENT_EXIT_CODES}`;
@@ -67,6 +72,8 @@ const OPTIONS = {
   user: { type: "string" },
   "password-file": { type: "string" },
   timeout: { type: "string", default: "10" },
+  warm: { type: "string", default: "2" },
+  "max-idle": { type: "string", default: "16" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -104,6 +111,13 @@ export async function runForwardCommand(
     );
   }
   const listen = mode === "forward" ? parseListen(values.listen) : null;
+  const pool = {
+    warm: positiveInteger(values.warm, "--warm", { min: 0, max: 1000 }),
+    maxIdle: positiveInteger(values["max-idle"], "--max-idle", {
+      min: 0,
+      max: 10_000,
+    }),
+  };
   const port = Number(values.port);
   if (!/^[0-9]{1,5}$/.test(values.port) || !(port >= 1 && port <= 65535)) {
     throw new UsageError(
@@ -147,6 +161,7 @@ export async function runForwardCommand(
     listen,
     stream,
     log: (line) => io.stderr(line),
+    ...pool,
   });
   const stop = Promise.withResolvers<void>();
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];

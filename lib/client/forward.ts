@@ -14,7 +14,13 @@
 import { describeError } from "../errors.ts";
 import { CloseCode } from "../wire/protocol.ts";
 import type { StreamStop } from "../wire/stream_pump.ts";
-import { dialStream, runStream, type StreamOptions } from "./stream.ts";
+import {
+  dialChannel,
+  openStreamOn,
+  runStream,
+  type StreamOptions,
+} from "./stream.ts";
+import { StreamPool } from "./stream_pool.ts";
 
 /** Options of {@link startForwarder}. */
 export interface ForwarderOptions {
@@ -24,7 +30,23 @@ export interface ForwarderOptions {
   stream: StreamOptions;
   /** Receives one line per event (no trailing newline). */
   log: (line: string) => void;
+  /**
+   * Logged-in connections kept ready ahead of demand (0: none).
+   *
+   * @default {0}
+   */
+  warm?: number;
+  /**
+   * Most idle connections kept after their stream ended cleanly, for the
+   * next one (0: each connection closes after its stream, as spiped).
+   *
+   * @default {0}
+   */
+  maxIdle?: number;
 }
+
+/** Idle pooled connections older than this are closed, not used. */
+const POOL_MAX_AGE_MS = 30_000;
 
 /** A running forwarder, as {@link startForwarder} returns it. */
 export interface Forwarder {
@@ -64,6 +86,13 @@ export function startForwarder(options: ForwarderOptions): Forwarder {
   });
   const stopping = new AbortController();
   const running = new Set<Promise<void>>();
+  const pool = new StreamPool({
+    dial: () => dialChannel(options.stream),
+    warm: options.warm ?? 0,
+    maxIdle: options.maxIdle ?? 0,
+    maxAgeMs: POOL_MAX_AGE_MS,
+  });
+  pool.start();
   const accepting = (async () => {
     let nextId = 0;
     while (!stopping.signal.aborted) {
@@ -76,7 +105,10 @@ export function startForwarder(options: ForwarderOptions): Forwarder {
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
       }
-      const task = forwardOne(local, ++nextId, options, stopping.signal);
+      const task = forwardOne(local, ++nextId, options, {
+        pool,
+        signal: stopping.signal,
+      });
       running.add(task);
       task.finally(() => running.delete(task));
     }
@@ -102,6 +134,7 @@ export function startForwarder(options: ForwarderOptions): Forwarder {
         }
         await accepting;
         await Promise.allSettled([...running]);
+        pool.close();
       })(),
   };
 }
@@ -110,7 +143,7 @@ async function forwardOne(
   local: Deno.TcpConn,
   id: number,
   options: ForwarderOptions,
-  signal: AbortSignal,
+  run: { pool: StreamPool; signal: AbortSignal },
 ): Promise<void> {
   const started = Date.now();
   const from = `${local.remoteAddr.hostname}:${local.remoteAddr.port}`;
@@ -119,8 +152,15 @@ async function forwardOne(
   local.setNoDelay(true);
   let line: string;
   try {
-    const channel = await dialStream(options.stream);
-    const result = await runStream(channel, local, { target, signal });
+    const { channel, firstReceive } = await run.pool.take();
+    openStreamOn(channel, target);
+    const result = await runStream(channel, local, {
+      target,
+      signal: run.signal,
+      firstReceive,
+      keepOpen: true,
+    });
+    if (result.outcome === "ended") run.pool.give(channel);
     const why = result.outcome === "ended"
       ? "ended"
       : `${result.outcome}: ${result.reason}`;

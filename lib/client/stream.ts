@@ -10,7 +10,12 @@
  * @module
  */
 
-import { type Channel, type CloseInfo, openChannel } from "../wire/channel.ts";
+import {
+  type Channel,
+  type ChannelRecord,
+  type CloseInfo,
+  openChannel,
+} from "../wire/channel.ts";
 import { ClosedError, ConnectionError, TimeoutError } from "../errors.ts";
 import { FrameReader } from "../wire/framing.ts";
 import { raceSignal } from "../wire/deadline.ts";
@@ -66,9 +71,39 @@ export interface StreamOptions extends Omit<ConnectOptions, "maxMessageBytes"> {
  * ```
  */
 export async function dialStream(options: StreamOptions): Promise<Channel> {
+  const channel = await dialChannel(options);
+  openStreamOn(channel, options.target);
+  return channel;
+}
+
+/**
+ * Sends `streamOpen` naming `target` on a logged-in channel with no stream
+ * in progress (new, warm, or whose last stream ended cleanly both ways).
+ *
+ * @param channel The channel.
+ * @param target The target name.
+ * @throws {RangeError} If the target name is invalid.
+ * @throws {Error} If the channel can no longer send.
+ */
+export function openStreamOn(channel: Channel, target: string): void {
+  channel.send(RecordKind.streamOpen, encodeStreamOpen(target));
+}
+
+/**
+ * Connects, proves the key and logs in, without opening a stream: a warm
+ * connection for a pool.
+ *
+ * @param options The server, key and login (`target` is only checked).
+ * @returns The logged-in channel.
+ * @throws {ConnectionError} If the server cannot be reached.
+ * @throws {KeyRejectedError} If the pre-shared keys differ.
+ * @throws {LoginRejectedError} If the login is refused.
+ * @throws {TimeoutError} If connect, handshake and login miss the deadline.
+ */
+export async function dialChannel(options: StreamOptions): Promise<Channel> {
   const host = options.host ?? "127.0.0.1";
   const port = options.port ?? 9000;
-  const open = encodeStreamOpen(options.target);
+  encodeStreamOpen(options.target); // checks the name before dialing
   if (options.user !== undefined && options.password === undefined) {
     throw new TypeError("Cannot log in: a password is required with a user");
   }
@@ -103,7 +138,6 @@ export async function dialStream(options: StreamOptions): Promise<Channel> {
       }, { signal: deadline });
     }
     channel.maxRecordBytes = MAX_STREAM_RECORD_BYTES;
-    channel.send(RecordKind.streamOpen, open);
     return channel;
   } catch (error) {
     try {
@@ -132,15 +166,24 @@ export async function dialStream(options: StreamOptions): Promise<Channel> {
 export async function runStream(
   channel: Channel,
   socket: StreamSocket,
-  options: { target: string; signal?: AbortSignal; onOpened?: () => void },
+  options: {
+    target: string;
+    signal?: AbortSignal;
+    onOpened?: () => void;
+    /** A receive already pending (a pooled channel's watch). */
+    firstReceive?: Promise<ChannelRecord | null>;
+    /** Leave the channel open after a clean end, for the next stream. */
+    keepOpen?: boolean;
+  },
 ): Promise<StreamResult> {
   const result = await pumpStream(channel, socket, {
     label: "local connection",
     awaitOpened: true,
     onOpened: options.onOpened,
     signal: options.signal,
+    firstReceive: options.firstReceive,
   });
-  if (result.outcome === "ended") {
+  if (result.outcome === "ended" && !options.keepOpen) {
     await channel.close(CloseCode.normal, "stream ended", {
       signal: AbortSignal.timeout(2000),
     });

@@ -22,7 +22,7 @@
  * @module
  */
 
-import type { Channel, CloseInfo } from "./channel.ts";
+import type { Channel, ChannelRecord, CloseInfo } from "./channel.ts";
 import { writeAll } from "./framing.ts";
 import { CloseCode, type CloseCodeValue, RecordKind } from "./protocol.ts";
 import {
@@ -73,6 +73,11 @@ export interface PumpOptions {
   awaitOpened?: boolean;
   /** Called once `streamOpened` arrived (with `awaitOpened`). */
   onOpened?: () => void;
+  /**
+   * A receive already pending on the channel (a pooled connection watches
+   * for the server's close while idle): the first record is read from it.
+   */
+  firstReceive?: Promise<ChannelRecord | null>;
   /** Called on every record either way (idle timeouts). */
   onActivity?: () => void;
   /**
@@ -210,10 +215,12 @@ async function channelToSocket(
   pump: Pump,
 ): Promise<void> {
   let opened = !pump.options.awaitOpened;
+  let pending = pump.options.firstReceive;
   while (true) {
     let record;
     try {
-      record = await channel.receive();
+      record = await (pending ?? channel.receive());
+      pending = undefined;
     } catch (error) {
       pump.fail({ outcome: "closed", reason: describe(error) });
       return;
