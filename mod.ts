@@ -31,6 +31,15 @@ export {
   type SessionEnd,
 } from "./lib/server/session.ts";
 export { CloseCode, type CloseCodeValue } from "./lib/wire/protocol.ts";
+// Tunnels: the targets serve() may forward streams to.
+export {
+  type ForwardFlags,
+  type ForwardTarget,
+  type ForwardTargets,
+  mayUseTarget,
+  parseForwardTargets,
+  type StreamIdentity,
+} from "./lib/server/forward_targets.ts";
 
 // Client: connect() returns a Connection.
 export { connect, type ConnectOptions } from "./lib/client/connect.ts";

@@ -14,8 +14,9 @@ import { TARGET_NAME_REGEXP } from "../wire/stream_records.ts";
 export interface ForwardTarget {
   /** The name clients give in `streamOpen`. */
   readonly name: string;
-  /** Where the server connects. */
+  /** The host the server connects to. */
   readonly host: string;
+  /** The port the server connects to. */
   readonly port: number;
   /** Users allowed, or `null`: no rule, every logged-in user may. */
   readonly users: ReadonlySet<string> | null;
@@ -40,6 +41,7 @@ export interface ForwardFlags {
 
 /** Who asks to use a target: the session's user and, with key ids, key. */
 export interface StreamIdentity {
+  /** The logged-in user, or `null` on a server without users. */
   readonly user: string | null;
   /** The id of the key the client proved, when the server knows one. */
   readonly keyId?: string | null;
