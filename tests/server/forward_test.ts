@@ -248,3 +248,55 @@ Deno.test("the forwarder's salted-password cache lets a second login skip PBKDF2
   }
   assert.equal(ts.events("login_succeeded").length, 2);
 });
+
+Deno.test("backpressure: a target that stops reading stops the client's socket reads (memory stays bounded)", async () => {
+  // A target that accepts and never reads.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })();
+  await using ts = await startTestServer({
+    users: USERS,
+    forwardTargets: parseForwardTargets({
+      forward: [`sink=127.0.0.1:${listener.addr.port}`],
+    }),
+  });
+  const channel = await dialStream({
+    port: ts.port,
+    psk: ts.psk,
+    user: "alice",
+    password: USERS.alice,
+    target: "sink",
+  });
+  // An endless source: counts what the pump read from it.
+  let offered = 0;
+  const stop = new AbortController();
+  const running = runStream(channel, {
+    read: (target) => {
+      offered += target.length;
+      return Promise.resolve(target.length);
+    },
+    write: (bytes) => Promise.resolve(bytes.length),
+    closeWrite: () => Promise.resolve(),
+    close: () => {},
+  }, { target: "sink", signal: stop.signal });
+  // Wait until reading stops: the same count over 10 polls in a row.
+  let last = -1;
+  let steady = 0;
+  for (let polls = 0; polls < 400 && steady < 10; polls++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    steady = offered === last ? steady + 1 : 0;
+    last = offered;
+  }
+  assert.equal(steady, 10, `reads never stopped: ${offered} bytes`);
+  // Kernel buffers on three loopback sockets plus the bounded queues: far
+  // below what an unbounded pump would have read by now.
+  assert.ok(offered < 64 * MIB, `${offered} bytes read before stopping`);
+  stop.abort({ code: CloseCode.normal, reason: "test done" });
+  const result = await running;
+  assert.equal(result.outcome, "aborted");
+  listener.close();
+  await accepting;
+  for (const conn of held) conn.close();
+});
