@@ -8,7 +8,8 @@
  *   a SCRAM user (the forwarder keeps the salted password), one doorman
  *   connection, handshake and login per tunnelled connection;
  * - `socat`: one user-space hop, no crypto (`socat TCP-LISTEN,fork TCP`);
- * - `spiped`: `spiped -e` → `spiped -d` → target.
+ * - `spiped`: `spiped -e` → `spiped -d` → target;
+ * - `stunnel`: stunnel TLS-PSK client → stunnel server → target.
  *
  * Workloads: bulk MB/s echoed through one tunnel; connections/s (connect,
  * one 64-byte echo, close; 16 clients); 64-byte round trips/s on 64
@@ -74,6 +75,7 @@ export async function runTunnels(ctx: Context): Promise<void> {
     if (ctx.settings.peers) {
       await addSocat(fronts, skipped, stack, echo.port, redis);
       await addSpiped(ctx, fronts, skipped, stack, echo.port, redis);
+      await addStunnel(ctx, fronts, skipped, stack, echo.port, redis);
     }
     const trials = ctx.settings.trials;
     const ms = Math.max(ctx.settings.trialMs, 150);
@@ -149,7 +151,7 @@ export async function runTunnels(ctx: Context): Promise<void> {
       }
       const baseline = figures.baseline;
       const peers: Record<string, Figure | Skipped> = {};
-      for (const name of ["socat", "spiped"]) {
+      for (const name of ["socat", "spiped", "stunnel"]) {
         if (ctx.settings.peers) peers[name] = figures[name] ?? skipped[name];
       }
       ctx.results.push({
@@ -294,6 +296,67 @@ async function addSpiped(
   }
 }
 
+/** stunnel TLS-PSK: a client instance → a server instance → the target. */
+async function addStunnel(
+  ctx: Context,
+  fronts: Front[],
+  skipped: Record<string, Skipped>,
+  stack: AsyncDisposableStack,
+  echoPort: number,
+  redisPort: number | null,
+): Promise<void> {
+  const pskFile = `${ctx.dir}/stunnel.psk`;
+  await Deno.writeTextFile(pskFile, `bench:${toHex(ctx.psk)}\n`, {
+    mode: 0o600,
+  });
+  const instance = async (name: string, lines: string[]) => {
+    const file = `${ctx.dir}/stunnel_${name}.conf`;
+    await Deno.writeTextFile(
+      file,
+      [
+        "foreground = yes",
+        "pid =",
+        "debug = 0",
+        `[${name}]`,
+        ...lines,
+        "ciphers = PSK",
+        `PSKsecrets = ${pskFile}`,
+        "",
+      ]
+        .join("\n"),
+    );
+    return stack.use(spawnSilent("stunnel", [file]));
+  };
+  const pair = async (name: string, target: number) => {
+    const serverPort = freePort();
+    const server = await instance(`${name}_server`, [
+      `accept = 127.0.0.1:${serverPort}`,
+      `connect = 127.0.0.1:${target}`,
+    ]);
+    const clientPort = freePort();
+    await instance(`${name}_client`, [
+      "client = yes",
+      `accept = 127.0.0.1:${clientPort}`,
+      `connect = 127.0.0.1:${serverPort}`,
+    ]);
+    await waitForPort(serverPort);
+    await waitForPort(clientPort);
+    return { port: clientPort, server };
+  };
+  try {
+    const echo = await pair("echo", echoPort);
+    const redis = redisPort === null ? null : await pair("redis", redisPort);
+    fronts.push({
+      name: "stunnel",
+      echoPort: echo.port,
+      redisPort: redis?.port ?? null,
+      serverStats: () => procStats([echo.server.pid]),
+    });
+  } catch (error) {
+    skipped.stunnel = { skipped: `stunnel: ${(error as Error).message}` };
+  }
+}
+
 async function startRedis(stack: AsyncDisposableStack): Promise<number | null> {
   const port = freePort();
   try {
@@ -357,7 +420,10 @@ async function spawnListening(
   }
 }
 
-function spawnSilent(command: string, args: string[]): AsyncDisposable {
+function spawnSilent(
+  command: string,
+  args: string[],
+): AsyncDisposable & { pid: number } {
   const child = new Deno.Command(command, {
     args,
     stdin: "null",
@@ -365,6 +431,7 @@ function spawnSilent(command: string, args: string[]): AsyncDisposable {
     stderr: "null",
   }).spawn();
   return {
+    pid: child.pid,
     async [Symbol.asyncDispose]() {
       try {
         child.kill("SIGTERM");
