@@ -9,7 +9,9 @@
  *   connection, handshake and login per tunnelled connection;
  * - `socat`: one user-space hop, no crypto (`socat TCP-LISTEN,fork TCP`);
  * - `spiped`: `spiped -e` → `spiped -d` → target;
- * - `stunnel`: stunnel TLS-PSK client → stunnel server → target.
+ * - `stunnel`: stunnel TLS-PSK client → stunnel server → target;
+ * - `ssh`: `ssh -L` (aes128-gcm, one multiplexed connection) → a
+ *   private `sshd` on a free port → target.
  *
  * Workloads: bulk MB/s echoed through one tunnel; connections/s (connect,
  * one 64-byte echo, close; 16 clients); 64-byte round trips/s on 64
@@ -76,6 +78,7 @@ export async function runTunnels(ctx: Context): Promise<void> {
       await addSocat(fronts, skipped, stack, echo.port, redis);
       await addSpiped(ctx, fronts, skipped, stack, echo.port, redis);
       await addStunnel(ctx, fronts, skipped, stack, echo.port, redis);
+      await addSsh(ctx, fronts, skipped, stack, echo.port, redis);
     }
     const trials = ctx.settings.trials;
     const ms = Math.max(ctx.settings.trialMs, 150);
@@ -151,7 +154,7 @@ export async function runTunnels(ctx: Context): Promise<void> {
       }
       const baseline = figures.baseline;
       const peers: Record<string, Figure | Skipped> = {};
-      for (const name of ["socat", "spiped", "stunnel"]) {
+      for (const name of ["socat", "spiped", "stunnel", "ssh"]) {
         if (ctx.settings.peers) peers[name] = figures[name] ?? skipped[name];
       }
       ctx.results.push({
@@ -354,6 +357,76 @@ async function addStunnel(
     });
   } catch (error) {
     skipped.stunnel = { skipped: `stunnel: ${(error as Error).message}` };
+  }
+}
+
+/** `ssh -N -L` through a private sshd (public key, loopback only). */
+async function addSsh(
+  ctx: Context,
+  fronts: Front[],
+  skipped: Record<string, Skipped>,
+  stack: AsyncDisposableStack,
+  echoPort: number,
+  redisPort: number | null,
+): Promise<void> {
+  try {
+    const dir = `${ctx.dir}/ssh`;
+    await Deno.mkdir(dir, { recursive: true });
+    for (const key of ["host_key", "user_key"]) {
+      const made = await new Deno.Command("ssh-keygen", {
+        args: ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/${key}`],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (!made.success) throw new Error("ssh-keygen failed");
+    }
+    await Deno.copyFile(`${dir}/user_key.pub`, `${dir}/authorized_keys`);
+    const sshdPort = freePort();
+    await Deno.writeTextFile(
+      `${dir}/sshd_config`,
+      [
+        `Port ${sshdPort}`,
+        "ListenAddress 127.0.0.1",
+        `HostKey ${dir}/host_key`,
+        `AuthorizedKeysFile ${dir}/authorized_keys`,
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        "StrictModes no",
+        "AllowTcpForwarding yes",
+        "PidFile none",
+        "",
+      ].join("\n"),
+    );
+    await Deno.mkdir("/run/sshd", { recursive: true }).catch(() => {});
+    const sshd = await Deno.stat("/usr/sbin/sshd").then(
+      () => "/usr/sbin/sshd",
+      () => "sshd",
+    );
+    stack.use(spawnSilent(sshd, ["-D", "-e", "-f", `${dir}/sshd_config`]));
+    await waitForPort(sshdPort);
+    const echoFront = freePort();
+    const redisFront = redisPort === null ? null : freePort();
+    const forwards = ["-L", `127.0.0.1:${echoFront}:127.0.0.1:${echoPort}`];
+    if (redisFront !== null) {
+      forwards.push("-L", `127.0.0.1:${redisFront}:127.0.0.1:${redisPort}`);
+    }
+    stack.use(spawnSilent("ssh", [
+      ...["-N", "-o", "StrictHostKeyChecking=no"],
+      ...["-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"],
+      ...["-o", "ExitOnForwardFailure=yes", "-c", "aes128-gcm@openssh.com"],
+      ...["-i", `${dir}/user_key`, "-p", String(sshdPort), ...forwards],
+      `${Deno.env.get("USER") ?? "root"}@127.0.0.1`,
+    ]));
+    await waitForPort(echoFront);
+    fronts.push({
+      name: "ssh",
+      echoPort: echoFront,
+      redisPort: redisFront,
+      serverStats: null, // The session runs in a forked sshd child.
+    });
+  } catch (error) {
+    skipped.ssh = { skipped: `ssh: ${(error as Error).message}` };
   }
 }
 
