@@ -34,6 +34,15 @@ export {
 export { loadServerSecret } from "./lib/server/server_secret.ts";
 export { CloseCode, type CloseCodeValue } from "./lib/wire/protocol.ts";
 export { RefusalReason, type RefusalReasonValue } from "./lib/wire/refusal.ts";
+// Tunnels: the targets serve() may forward streams to.
+export {
+  type ForwardFlags,
+  type ForwardTarget,
+  type ForwardTargets,
+  mayUseTarget,
+  parseForwardTargets,
+  type StreamIdentity,
+} from "./lib/server/forward_targets.ts";
 
 // Client: connect() returns a Connection.
 export { connect, type ConnectOptions } from "./lib/client/connect.ts";

@@ -15,6 +15,7 @@ export const WORKLOADS = [
   "idle",
   "chat",
   "scaleout",
+  "tunnel",
 ] as const;
 /** One of {@link WORKLOADS}. */
 export type WorkloadName = typeof WORKLOADS[number];

@@ -18,6 +18,7 @@ import {
 } from "../lib/users/userinfo.ts";
 import { runIdle } from "./idle.ts";
 import { runScaleout } from "./scaleout.ts";
+import { runTunnels } from "./tunnels.ts";
 import { findPython } from "./peers.ts";
 import { startBenchServer } from "./processes.ts";
 import { makeCertificate } from "./tls.ts";
@@ -100,6 +101,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
     idle: runIdle,
     chat: runChat,
     scaleout: runScaleout,
+    tunnel: runTunnels,
   };
   try {
     if (settings.peers) {

@@ -18,6 +18,7 @@ import { MAX_MESSAGE_BYTES_LIMIT } from "../wire/protocol.ts";
 import type { ClientIo } from "./command_io.ts";
 import { checkPasswordSource, connectAndLogIn } from "./client_login.ts";
 import { runInteractive } from "./client_interactive.ts";
+import { runForwardCommand } from "./forward_command.ts";
 import {
   DEFAULT_REPLY_TIMEOUT_SECONDS,
   runPipe,
@@ -44,7 +45,9 @@ const MAX_TIMEOUT_SECONDS = 86_400;
 function synopsis(program: string): string {
   const pad = " ".repeat(program.length);
   return `Usage: ${program} [options]
-       ${pad} send [options] [--] MESSAGE...`;
+       ${pad} send [options] [--] MESSAGE...
+       ${pad} forward --listen [HOST:]PORT --target NAME [options]
+       ${pad} stdio --target NAME [options]`;
 }
 
 const MODES = `Modes:
@@ -58,6 +61,9 @@ const MODES = `Modes:
   send          sends each MESSAGE in order and prints each reply (nothing
                 for a message the server only acknowledges) and each
                 pushed message
+  forward       tunnels each connection to a local port to a target the
+                server offers (see "forward --help")
+  stdio         tunnels stdin and stdout to a target (ssh ProxyCommand)
 
 In pipe and send modes a chat message from you prints nothing (the server
 only acknowledges it); messages from others in the room are printed.
@@ -237,7 +243,11 @@ export function parseClientArgs(
     allowLegacyLogin: values["allow-legacy-login"],
   };
   if (command !== undefined && !send) {
-    throw unknownCommand(command, ["send"], `${program} --help`);
+    throw unknownCommand(
+      command,
+      ["send", "forward", "stdio"],
+      `${program} --help`,
+    );
   }
   if (send && messages.length === 0) {
     throw new UsageError(
@@ -273,6 +283,9 @@ export async function runClientCommand(
   args: string[],
   io: ClientIo,
 ): Promise<number> {
+  if (args[0] === "forward" || args[0] === "stdio") {
+    return await runForwardCommand(args[0], args.slice(1), io);
+  }
   const program = io.program ?? "client.ts";
   const command = parseClientArgs(args, {
     stdinIsTerminal: io.stdinIsTerminal,

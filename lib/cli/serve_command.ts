@@ -14,6 +14,7 @@ import { parseAddressList } from "../server/limits.ts";
 import { createLogger, type LogEvent, type Logger } from "../server/log.ts";
 import type { ReloadEvent } from "../file_reloader.ts";
 import { parseMaxStartups } from "../server/startups.ts";
+import { parseForwardTargets } from "../server/forward_targets.ts";
 import { MAX_MESSAGE_BYTES_LIMIT } from "../wire/protocol.ts";
 import {
   DEFAULT_SCRAM_ITERATIONS,
@@ -99,6 +100,13 @@ export const SERVE_OPTIONS_TEXT = `Options of serve:
   --shutdown-timeout SECONDS  time given to messages in flight on SIGINT/SIGTERM
                            (default 5)
   --log-format FORMAT      text or json (default text)
+  --forward NAME=HOST:PORT  a tunnel target clients may open streams to
+                           (client.ts forward/stdio --target NAME); repeatable
+  --forward-users NAME=USER,key:ID,...  only these users (or key ids) may use
+                           target NAME (default: every logged-in user); repeatable
+  --forward-proxy-protocol NAME  send target NAME a PROXY protocol v2 header
+                           (client address and port, user and key id TLVs
+                           0xE0 and 0xE1); repeatable
   -h, --help               show this help
 ${SCALEOUT_USAGE}
 
@@ -151,6 +159,9 @@ const OPTIONS = {
   iterations: { type: "string", default: String(DEFAULT_SCRAM_ITERATIONS) },
   "shutdown-timeout": { type: "string", default: "5" },
   "log-format": { type: "string", default: "text" },
+  forward: { type: "string", multiple: true },
+  "forward-users": { type: "string", multiple: true },
+  "forward-proxy-protocol": { type: "string", multiple: true },
   help: { type: "boolean", short: "h", default: false },
   ...SCALEOUT_OPTIONS,
 } as const;
@@ -301,7 +312,22 @@ function buildOptions(
       MAX_SCRAM_ITERATIONS,
     ),
     shutdownTimeoutMs: seconds("shutdown-timeout", 0),
+    forwardTargets: forwardTargetsFrom(values),
   };
+}
+
+function forwardTargetsFrom(
+  values: Record<string, string | boolean | string[] | undefined>,
+) {
+  try {
+    return parseForwardTargets({
+      forward: values.forward as string[] | undefined,
+      users: values["forward-users"] as string[] | undefined,
+      proxyProtocol: values["forward-proxy-protocol"] as string[] | undefined,
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 /** Runs `start` (which listens), naming the address if it is in use. */

@@ -31,6 +31,8 @@ import { matchesLegacyMd5, type UserVerifier } from "./verifier.ts";
 export interface Credentials {
   readonly user: string;
   readonly password: string;
+  /** Salted passwords kept across logins (see `ScramClientOptions`). */
+  readonly saltedPasswords?: Map<string, Uint8Array>;
 }
 
 /**
@@ -142,6 +144,7 @@ export async function loginAsClient(
 ): Promise<void> {
   const scram = new ScramClient(credentials.user, credentials.password, {
     channelBinding: options.channelBinding,
+    saltedPasswords: credentials.saltedPasswords,
   });
   const steps = async () => {
     sendStep(channel, LoginStep.clientFirst, scram.clientFirst());

@@ -57,6 +57,12 @@ export interface ScramClientOptions {
    * @default {undefined}
    */
   readonly channelBinding?: Uint8Array;
+  /**
+   * Salted passwords kept across logins of one user and password, keyed by
+   * iterations and salt: a hit skips PBKDF2 (the tunnel forwarder logs in
+   * once per connection). Memory only; at most 4 entries are kept.
+   */
+  readonly saltedPasswords?: Map<string, Uint8Array>;
 }
 
 type ClientStep = "first" | "final" | "verify" | "done" | "busy" | "failed";
@@ -81,6 +87,7 @@ export class ScramClient {
   #nonce: string;
   #minIterations: number;
   #maxIterations: number;
+  #saltedPasswords: Map<string, Uint8Array> | undefined;
   #clientFirstBare = "";
   #gs2Header: string;
   #bindingData: Uint8Array;
@@ -108,6 +115,7 @@ export class ScramClient {
     this.#bindingData = binding ? binding.slice() : new Uint8Array(0);
     this.#minIterations = options?.minIterations ?? MIN_SCRAM_ITERATIONS;
     this.#maxIterations = options?.maxIterations ?? MAX_SCRAM_ITERATIONS;
+    this.#saltedPasswords = options?.saltedPasswords;
     if (
       !(this.#minIterations >= 1 && this.#maxIterations >= this.#minIterations)
     ) {
@@ -151,7 +159,13 @@ export class ScramClient {
         `Cannot log in: server asks for ${iterations} iterations, outside ${this.#minIterations} to ${this.#maxIterations}`,
       );
     }
-    const saltedPassword = await pbkdf2Sha256(this.#password, salt, iterations);
+    const cacheKey = `${iterations}:${toBase64(salt)}`;
+    const saltedPassword = this.#saltedPasswords?.get(cacheKey) ??
+      await pbkdf2Sha256(this.#password, salt, iterations);
+    if (this.#saltedPasswords && !this.#saltedPasswords.has(cacheKey)) {
+      if (this.#saltedPasswords.size >= 4) this.#saltedPasswords.clear();
+      this.#saltedPasswords.set(cacheKey, saltedPassword);
+    }
     this.#password = new Uint8Array(0);
     if (this.#step !== "busy") { // another call came in while deriving
       throw new Error("Cannot build client-final message: wrong step");

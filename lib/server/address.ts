@@ -141,8 +141,13 @@ function maskBytes(bytes: Uint8Array, prefixBits: number): Uint8Array {
   return out;
 }
 
-/** 16 bytes (IPv4 in its mapped form), or `null` if not an IP literal. */
-function parseAddressBytes(text: string): Uint8Array | null {
+/**
+ * 16 bytes (IPv4 in its mapped form), or `null` if not an IP literal.
+ *
+ * @param text An IPv4 or IPv6 literal, without port or brackets.
+ * @returns The address bytes, or `null`.
+ */
+export function parseAddressBytes(text: string): Uint8Array | null {
   if (!text.includes(":")) {
     const ipv4 = parseIpv4(text);
     if (ipv4 === null) return null;

@@ -45,7 +45,11 @@ export type LogEventName =
   | "warning"
   | "broker"
   | "config_reloaded"
-  | "error";
+  | "error"
+  | "stream_opened"
+  | "stream_refused"
+  | "stream_failed"
+  | "stream_closed";
 
 /**
  * One event. No field may carry a secret: never put a key, password,
@@ -73,6 +77,8 @@ export interface LogEvent {
   readonly user?: string;
   /** The id of the key the session authenticated with. */
   readonly key?: string;
+  /** The tunnel target a stream named. */
+  readonly target?: string;
   /** Why, in a few words: `bad key`, `max startups`, `timeout`. */
   readonly reason?: string;
   /** A duration: penalty, delay or connection length. */
@@ -141,6 +147,7 @@ const FIELDS = [
   "peer",
   "user",
   "key",
+  "target",
   "reason",
   "ms",
   "count",

@@ -42,6 +42,8 @@ import { KeyRing } from "./key_ring.ts";
 import type { KeyEntry } from "../key_file.ts";
 import { type Origin, resolveOrigin } from "./origin.ts";
 import { KeyedCounter, KeyedSlots, parseMaxStartups } from "./startups.ts";
+import { type ClosableSession, serveStreamsIfAsked } from "./forward.ts";
+import type { ForwardTargets } from "./forward_targets.ts";
 
 export type { ServeOptions } from "./serve_options.ts";
 
@@ -102,7 +104,8 @@ interface Context extends AdmissionContext {
   readonly keys: KeyRing;
   readonly handler: SessionHandler;
   readonly fakeSaltKey: Uint8Array;
-  readonly sessions: Set<Session>;
+  readonly sessions: Set<ClosableSession>;
+  readonly forwardTargets: ForwardTargets;
   readonly starting: Set<Deno.Conn>;
   readonly proxyFrom: ReturnType<typeof parseAddressList> | null;
 }
@@ -177,6 +180,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     // Never derived from the pre-shared key: every client holds that.
     fakeSaltKey: settings.serverSecret,
     sessions: new Set(),
+    forwardTargets: options.forwardTargets ?? new Map(),
     starting: new Set(),
     shuttingDown: false,
     shutdownSignal: stopped.signal,
@@ -443,13 +447,13 @@ function startHousekeeper(ctx: Context): ReturnType<typeof setInterval> {
  * @returns How many sessions were closed.
  */
 export function enforceQueueBudget(
-  sessions: Iterable<Session>,
+  sessions: Iterable<ClosableSession>,
   maxBytes: number,
 ): number {
   let total = 0;
-  const open: Session[] = [];
+  const open: ClosableSession[] = [];
   for (const session of sessions) {
-    if (session.end !== null) continue;
+    if (session.end) continue;
     const queued = session.queuedBytes;
     if (queued === 0) continue;
     total += queued;
@@ -483,6 +487,19 @@ async function runSession(
   },
   ctx: Context,
 ): Promise<void> {
+  if (ctx.forwardTargets.size > 0) {
+    const caller = {
+      ...who,
+      keyId: who.key.id,
+      remoteAddr: who.origin.remoteAddr,
+    };
+    const forward = {
+      ...ctx,
+      connectTimeoutMs: ctx.options.loginTimeoutMs,
+      maxRecordBytes: ctx.options.maxMessageBytes + RECORD_OVERHEAD_BYTES,
+    };
+    if (await serveStreamsIfAsked(channel, caller, forward)) return;
+  }
   const session = new Session(channel, {
     id: who.id,
     user: who.user,
@@ -557,7 +574,7 @@ function startIdleSweeper(
       if (idle > 0 && session.lastActivity < cutoff) {
         session.close(CloseCode.idleTimeout, "idle timeout");
       } else {
-        session.checkLiveness(now, ping);
+        session.checkLiveness?.(now, ping);
       }
     }
   }, every);

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { ForwardTargets } from "./forward_targets.ts";
 import type { Logger } from "./log.ts";
 import { silentLogger } from "./log.ts";
 import type { UserDirectory } from "../login/login.ts";
@@ -47,6 +48,12 @@ const MAX_TIMER_MS = 2_147_483_647;
  * ```
  */
 export interface ServeOptions {
+  /**
+   * Tunnel targets clients may open streams to (`forward_targets.ts`).
+   *
+   * @default {no targets}
+   */
+  forwardTargets?: ForwardTargets;
   /**
    * Address to listen on.
    *
@@ -281,6 +288,7 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
     idleTimeoutMs: options.idleTimeoutMs ?? 0,
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     maxQueueBytes: options.maxQueueBytes ?? 4 * 1024 * 1024,
+    forwardTargets: options.forwardTargets ?? new Map(),
     penaltyBaseMs: options.penaltyBaseMs ?? 1000,
     penaltyCapMs: options.penaltyCapMs ?? 60_000,
     penaltyExempt: options.penaltyExempt ?? [],

@@ -98,6 +98,7 @@ export class Channel {
   #batchOffset = 0;
   #closeInfo: CloseInfo | null = null;
   #closed = false;
+  #held: ChannelRecord | null = null;
 
   constructor(framed: FramedConn, keys: SessionKeys, options: ChannelOptions) {
     this.#framed = framed;
@@ -142,11 +143,24 @@ export class Channel {
    * @throws {KeyRejectedError} If the server rejected our key proof.
    */
   receive(): Promise<ChannelRecord | null> {
+    if (this.#held) {
+      const held = this.#held;
+      this.#held = null;
+      return Promise.resolve(held);
+    }
     if (this.#batchBody) return Promise.resolve(this.#nextBatched());
     if (this.#closeInfo) return Promise.resolve(null);
     // A promise chain, not an async function: idle read path (framing.ts).
     return this.#framed.reader.readFrame(this.#maxRecordBytes)
       .then((frame) => this.#openFrame(frame));
+  }
+
+  /**
+   * Makes the next `receive()` return `record` again: the server peeks at
+   * the first record after login to choose a message session or a stream.
+   */
+  unreceive(record: ChannelRecord): void {
+    this.#held = record;
   }
 
   #openFrame(frame: Uint8Array | null): ChannelRecord | null {

@@ -95,6 +95,14 @@ export const RecordKind = {
   ping: 0x20,
   /** Either way: the answer to a ping, body = the ping's 8 bytes. */
   pong: 0x21,
+  /** Client to server: open a stream to a named target (streams.md). */
+  streamOpen: 0x30,
+  /** Server to client: the target is connected; stream bytes may flow. */
+  streamOpened: 0x31,
+  /** Either way: stream bytes, 1 to 65536 of them. */
+  streamData: 0x32,
+  /** Either way: the sender shut down its writing half (EOF). */
+  streamEnd: 0x33,
   /** Either way: authenticated close, body = reason code + UTF-8 text. */
   close: 0x7e,
 } as const;
@@ -139,6 +147,14 @@ export const CloseCode = {
   peerUnresponsive: 11,
   /** Past the server's per-user or per-source session cap. */
   tooManySessions: 12,
+  /** Tunnels: the stream named a target the server does not offer. */
+  targetUnknown: 16,
+  /** Tunnels: the user (or key) may not use the target it named. */
+  targetForbidden: 17,
+  /** Tunnels: the server could not connect to the target. */
+  targetUnreachable: 18,
+  /** Tunnels: one end of the stream was reset or failed mid-stream. */
+  streamAborted: 19,
 } as const;
 /**
  * One of the values of {@link CloseCode}.
