@@ -296,7 +296,7 @@ export class TimeoutError extends Error {
 
 /**
  * The server refused the connection before the handshake and said why and
- * when to retry (docs/protocol/refusal.md). Exit 6.
+ * when to retry (docs/PROTOCOL.md). Exit 6.
  *
  * @example Usage
  * ```ts

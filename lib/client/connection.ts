@@ -270,7 +270,7 @@ export class Connection implements AsyncIterable<Uint8Array> {
 
   #dispatch(kind: number, body: Uint8Array): void {
     // A batch record may hold a message the record limit alone would not
-    // stop (docs/protocol/batching.md), so the size is checked here.
+    // stop (docs/PROTOCOL.md), so the size is checked here.
     const dataBytes = kind === RecordKind.push
       ? body.length
       : body.length - MESSAGE_ID_BYTES;

@@ -1,7 +1,7 @@
 /**
  * The client core, tunnels: `dialStream()` dials the server, runs the
  * handshake and login, and sends `streamOpen` naming a target
- * (`docs/protocol/streams.md`); `runStream()` then pumps a local socket
+ * (`docs/PROTOCOL.md`); `runStream()` then pumps a local socket
  * through it until both halves are closed, an end is reset, or the server
  * refuses the target. One connection carries one stream here.
  *

@@ -1,7 +1,7 @@
 /**
  * The client core, tunnels: a pool of logged-in connections with no stream
  * in progress, so a forwarded connection need not wait for a handshake and
- * a login (`docs/protocol/streams.md`, "Carrying the next stream"). Two
+ * a login (`docs/PROTOCOL.md`, "Carrying the next stream"). Two
  * sources fill it: warm connections dialed ahead (up to `warm`), and
  * connections whose stream ended cleanly both ways (up to `maxIdle`).
  *

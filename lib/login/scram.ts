@@ -9,7 +9,7 @@
  * are `ScramClient` (`scram_client.ts`) and `ScramServer` (`scram_server.ts`).
  * Channel binding is doorman's own type, `doorman-handshake` (gs2 header
  * `p=doorman-handshake,,`, binding data `SessionKeys.channelBinding`), so a
- * login relayed between two handshakes fails (docs/protocol/login.md).
+ * login relayed between two handshakes fails (docs/PROTOCOL.md).
  * It does not carry messages (see `login.ts`), read user files (see
  * `userinfo.ts`), or support authorization identities.
  *

@@ -1,7 +1,7 @@
 /**
  * Server core, tunnels: after login the client's first record is either a
  * `message` (a message session, as before) or a `streamOpen` naming a
- * target (`docs/protocol/streams.md`). For a stream, this file checks the
+ * target (`docs/PROTOCOL.md`). For a stream, this file checks the
  * target table and its rule, dials the target (sending a PROXY v2 header
  * when asked), answers `streamOpened` and pumps bytes both ways; after a
  * stream that ended cleanly the same connection may open the next one.

@@ -1,7 +1,7 @@
 /**
  * Server layer, files: the server secret, 32 random bytes only the server
  * knows, from which the stable fake salts of unknown user names are derived
- * (docs/protocol/login.md, "Server secret and fake salts"). It never comes
+ * (docs/PROTOCOL.md, "Server secret and fake salts"). It never comes
  * from the pre-shared key: every client holds that, and could otherwise
  * compute the fake salt of any name and tell real users from unknown ones.
  *

@@ -380,7 +380,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
     const current = { id, confirmed: false };
     this.#current = current;
     // The record limit never goes below a batch record's size, so a small
-    // maxMessageBytes is held here (docs/protocol/batching.md).
+    // maxMessageBytes is held here (docs/PROTOCOL.md).
     if (data.length > this.#maxMessageBytes) {
       throw new FrameTooLargeError(
         `Message of ${data.length} bytes exceeds ${this.#maxMessageBytes}`,

@@ -60,7 +60,7 @@ export interface ChannelOptions {
   maxRecordBytes?: number;
 }
 
-/** Most plaintext bytes of one batch record (docs/protocol/batching.md). */
+/** Most plaintext bytes of one batch record (docs/PROTOCOL.md). */
 const MAX_BATCH_PLAINTEXT = 16 * 1024;
 /** Every receiver accepts a batch record this big once login is over. */
 export const MAX_BATCH_RECORD_BYTES = MAX_BATCH_PLAINTEXT + TAG_BYTES;
@@ -126,7 +126,7 @@ export class Channel {
    * the handshake, on a server without users). It never goes below
    * {@link MAX_BATCH_RECORD_BYTES}, and from now on records queued while a
    * write is pending leave sealed together as one batch record: both peers
-   * accept batches after login (docs/protocol/batching.md).
+   * accept batches after login (docs/PROTOCOL.md).
    */
   set maxRecordBytes(bytes: number) {
     this.#maxRecordBytes = Math.max(bytes, MAX_BATCH_RECORD_BYTES);

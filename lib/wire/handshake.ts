@@ -121,7 +121,7 @@ export interface HandshakeOptions {
  * @throws {ProtocolError} If the server is not doorman or breaks the protocol.
  * @throws {UnsupportedVersionError} If the server speaks another version.
  * @throws {RefusedError} If the server refused the connection (its reason
- *   and retry-after; docs/protocol/refusal.md).
+ *   and retry-after; docs/PROTOCOL.md).
  * @throws {TimeoutError} If `options.signal` aborts first.
  * @throws {ClosedError} If the server closes before answering (it may be
  *   at a connection limit, or refusing this address).

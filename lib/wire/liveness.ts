@@ -1,5 +1,5 @@
 /**
- * Layer 3, records: liveness (docs/protocol/liveness.md). After login either
+ * Layer 3, records: liveness (docs/PROTOCOL.md). After login either
  * side may send a `ping` record (0x20, 8 opaque bytes); the other answers
  * with a `pong` record (0x21) carrying the same 8 bytes. A side that has
  * heard no record for one interval sends a ping; a peer silent for

@@ -44,7 +44,7 @@ export const HandshakeKind = {
   clientHello: 0x01,
   serverHello: 0x02,
   clientFinished: 0x03,
-  /** The server refuses before any crypto (docs/protocol/refusal.md). */
+  /** The server refuses before any crypto (docs/PROTOCOL.md). */
   refusal: 0x7d,
   failure: 0x7f,
 } as const;
@@ -88,14 +88,14 @@ export const RecordKind = {
   push: 0x13,
   /**
    * Either way: several records sealed as one, body = per record a u16 BE
-   * length, then its kind and body (docs/protocol/batching.md).
+   * length, then its kind and body (docs/PROTOCOL.md).
    */
   batch: 0x14,
-  /** Either way: are you there? body = 8 opaque bytes (docs/protocol/liveness.md). */
+  /** Either way: are you there? body = 8 opaque bytes (docs/PROTOCOL.md). */
   ping: 0x20,
   /** Either way: the answer to a ping, body = the ping's 8 bytes. */
   pong: 0x21,
-  /** Client to server: open a stream to a named target (streams.md). */
+  /** Client to server: open a stream to a named target (docs/PROTOCOL.md, "Streams"). */
   streamOpen: 0x30,
   /** Server to client: the target is connected; stream bytes may flow. */
   streamOpened: 0x31,

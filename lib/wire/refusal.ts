@@ -1,6 +1,6 @@
 /**
  * Layer 2, before the handshake: the server's refusal (see
- * docs/protocol/refusal.md). A server that refuses a connection before any
+ * docs/PROTOCOL.md). A server that refuses a connection before any
  * crypto writes its 8-byte preamble, then one frame whose payload is
  * `0x7d ‖ reason u8 ‖ retryAfterSeconds u16 BE`, then closes. The client
  * reads it where it expects the ServerHello and throws `RefusedError`.

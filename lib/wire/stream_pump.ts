@@ -1,7 +1,7 @@
 /**
  * Layer 5, streams (tunnels): moves one stream's bytes between a byte
  * socket (the target on the server, the local connection on the client)
- * and a Channel, both ways at once (`docs/protocol/streams.md`).
+ * and a Channel, both ways at once (`docs/PROTOCOL.md`).
  *
  * Socket bytes leave as `streamData` records as large as one read returns
  * (up to 64 KiB); the socket's EOF leaves as `streamEnd`; a peer's

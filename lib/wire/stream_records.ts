@@ -1,6 +1,6 @@
 /**
  * Layer 5, streams (tunnels): the bodies of the stream records
- * (`docs/protocol/streams.md`). `streamOpen` carries a target name;
+ * (`docs/PROTOCOL.md`). `streamOpen` carries a target name;
  * `streamOpened` and `streamEnd` are empty; `streamData` carries 1 to
  * 65536 bytes. Pure functions, no I/O: `stream_pump.ts` moves the bytes.
  *

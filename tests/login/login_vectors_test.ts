@@ -1,5 +1,5 @@
 /**
- * The code against the test vectors of docs/protocol/login.md: the binding
+ * The code against the login test vectors of docs/PROTOCOL.md: the binding
  * data, a bound SCRAM exchange and a fake salt. Each is computed by lib/
  * and, for the binding and the fake salt, independently from the
  * document's formulas with node:crypto; the document must show each value.
@@ -19,7 +19,7 @@ import {
 } from "../../lib/login/scram_server.ts";
 
 const DOC = await Deno.readTextFile(
-  new URL("../../docs/protocol/login.md", import.meta.url),
+  new URL("../../docs/PROTOCOL.md", import.meta.url),
 );
 
 const VECTORS = {
@@ -39,9 +39,9 @@ function run32(from: number): Uint8Array {
   return Uint8Array.from({ length: 32 }, (_, i) => from + i);
 }
 
-Deno.test("docs/protocol/login.md shows every login vector", () => {
+Deno.test("docs/PROTOCOL.md shows every login vector", () => {
   for (const [name, value] of Object.entries(VECTORS)) {
-    assert.ok(DOC.includes(`${name} = ${value}`), `${name} not in login.md`);
+    assert.ok(DOC.includes(`${name} = ${value}`), `${name} not in PROTOCOL.md`);
   }
 });
 

@@ -1,6 +1,6 @@
 /**
  * Spec: which close code an oversized record before login gets
- * (docs/protocol/login.md, "Steps").
+ * (docs/PROTOCOL.md, "Steps").
  *
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * Liveness end to end (docs/protocol/liveness.md): the server pings quiet
+ * Liveness end to end (docs/PROTOCOL.md): the server pings quiet
  * clients from its one sweeper and closes an unresponsive one with code 11;
  * a client that answers stays however quiet; the client pings a quiet
  * server and gives up on a silent one; the idle timeout is off by default

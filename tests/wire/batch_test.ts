@@ -1,5 +1,5 @@
 /**
- * Batch records (kind 0x14, docs/protocol/batching.md): after login,
+ * Batch records (kind 0x14, docs/PROTOCOL.md, "Batch records"): after login,
  * records queued while a write is pending leave sealed as one record and
  * come out of `receive()` one by one, in order; before login nothing is
  * batched and a batch is refused; malformed batches fail to open.
@@ -184,9 +184,9 @@ Deno.test("Channel.receive() rejects a batch record with a flipped bit", async (
   await assert.rejects(channel.receive(), ProtocolError);
 });
 
-Deno.test("Channel.send() matches the batch test vector of docs/protocol/batching.md", async () => {
+Deno.test("Channel.send() matches the batch test vector of docs/PROTOCOL.md", async () => {
   const doc = await Deno.readTextFile(
-    new URL("../../docs/protocol/batching.md", import.meta.url),
+    new URL("../../docs/PROTOCOL.md", import.meta.url),
   );
   const keys = { ...KEYS, clientToServer: new Uint8Array(32).fill(1) };
   const written: Uint8Array[] = [];
