@@ -16,4 +16,5 @@ export const EXIT_CODES_TEXT = `Exit codes:
   4  login rejected (unknown user, wrong password, login required, or the
      server asked for the legacy plaintext login without --allow-legacy-login)
   5  the server closed or timed out before confirming
-  6  the server refused the connection for now; retry later`;
+  6  the server refused the connection for now; retry later
+  130  interrupted by Ctrl-C at a password prompt`;
