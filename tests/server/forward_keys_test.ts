@@ -12,7 +12,7 @@ import { CloseCode } from "../../lib/wire/protocol.ts";
 import { parseForwardTargets } from "../../lib/server/forward_targets.ts";
 import { KeyRing } from "../../lib/server/key_ring.ts";
 import type { StreamSocket } from "../../lib/wire/stream_pump.ts";
-import { dialStream, runStream } from "../../lib/client/stream.ts";
+import { dialChannel, dialStream, runStream } from "../../lib/client/stream.ts";
 import { startTestServer, waitFor } from "../fixtures/server_fixture.ts";
 import { memorySocket, startBackend } from "../fixtures/tunnel_backend.ts";
 import { seededBytes } from "../helpers.ts";
@@ -108,6 +108,63 @@ Deno.test("revoking a key closes that key's open tunnel with keyRevoked; another
   assert.equal(closed[0].key, "phone-alice");
   stop.abort({ code: CloseCode.normal, reason: "test done" });
   assert.equal((await kept).outcome, "aborted");
+});
+
+Deno.test("revoking a key closes a logged-in connection of it that has not asked for anything yet", async () => {
+  await using backend = startBackend("echo");
+  const ring = new KeyRing([LAPTOP, PHONE]);
+  await using ts = await startTestServer({
+    users: USERS,
+    keys: ring,
+    forwardTargets: targets(backend.port),
+  });
+  const channel = await dialChannel({
+    port: ts.port,
+    psk: PHONE.psk,
+    keyId: PHONE.id,
+    user: "alice",
+    password: USERS.alice,
+    target: "db",
+  });
+  assert.ok(await waitFor(() => ts.events("login_succeeded").length === 1));
+  ring.replace([LAPTOP]);
+  assert.equal(await channel.receive(), null);
+  assert.equal(channel.closeInfo?.code, CloseCode.keyRevoked);
+  channel.abort();
+  assert.ok(await waitFor(() => ts.events("closed").length === 1));
+  const [closed] = ts.events("closed");
+  assert.equal(closed.key, "phone-alice");
+  assert.equal(closed.reason, "key revoked");
+});
+
+Deno.test("a key revoked while its client logged in gets no tunnel", async () => {
+  await using backend = startBackend("echo");
+  // The handshake found the key; by the end of login it is gone.
+  class RevokedAfterHandshake extends KeyRing {
+    override holds(): boolean {
+      return false;
+    }
+  }
+  await using ts = await startTestServer({
+    users: USERS,
+    keys: new RevokedAfterHandshake([PHONE]),
+    forwardTargets: targets(backend.port),
+  });
+  const channel = await dialStream({
+    port: ts.port,
+    psk: PHONE.psk,
+    keyId: PHONE.id,
+    user: "alice",
+    password: USERS.alice,
+    target: "db",
+  });
+  const result = await runStream(channel, memorySocket(new Uint8Array(3)), {
+    target: "db",
+  });
+  assert.equal(result.outcome, "closed");
+  assert.equal(result.code, CloseCode.keyRevoked);
+  assert.deepEqual(ts.events("stream_opened"), []);
+  assert.equal(backend.connections.length, 0);
 });
 
 Deno.test("removing a user closes that user's open tunnel with userRemoved", async () => {
