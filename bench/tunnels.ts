@@ -219,6 +219,11 @@ async function startDoorman(
       ...["run", "-A", `${ROOT}server.ts`, "serve", "--port", "0"],
       ...["--key-file", keyFile, "--users", usersFile, "--service", "echo"],
       ...["--max-startups", "1024", "--idle-timeout", "0", ...forwards],
+      // Every tunnelled connection is a doorman connection of user "bench"
+      // from 127.0.0.1: exempt the source from the per-source caps (as
+      // server_process.ts does) and let one user hold the 1,000 idle
+      // tunnels; the per-user login slot (one at a time) still applies.
+      ...["--penalty-exempt", "127.0.0.1", "--max-sessions-per-user", "4096"],
     ]),
   );
   const forwarder = async (target: string) =>

@@ -75,6 +75,11 @@ export interface StreamCaller {
   /** The id of the key the client proved, once the server tracks one. */
   readonly keyId: string | null;
   readonly remoteAddr: Deno.NetAddr;
+  /**
+   * Whether the key the client proved is still in the ring: a key revoked
+   * while the client logged in is closed at once, as for a message session.
+   */
+  readonly keyHeld?: () => boolean;
 }
 
 /**
@@ -109,13 +114,19 @@ export async function serveStreamsIfAsked(
   ctx.sessions.add(tunnel);
   if (ctx.shuttingDown) {
     tunnel.close(CloseCode.shuttingDown, "server shutting down");
+  } else if (caller.keyHeld?.() === false) {
+    tunnel.close(CloseCode.keyRevoked, "key revoked"); // during login
   }
   let first: ChannelRecord | null;
   try {
     first = await channel.receive();
   } catch {
     ctx.sessions.delete(tunnel);
-    return false; // The session reads again and reports the failure.
+    // Closed by the server (revoked, removed, idle, shutdown) before its
+    // first record: ended here. Else the session reads again and reports.
+    const stopped = tunnel.stopped;
+    if (stopped) logClosed(ctx, caller, stopped.reason);
+    return stopped !== null;
   }
   if (first === null || first.kind !== RecordKind.streamOpen) {
     ctx.sessions.delete(tunnel);
@@ -169,14 +180,23 @@ export async function serveStreamsIfAsked(
     return true;
   } finally {
     ctx.sessions.delete(tunnel);
-    ctx.logger.log({
-      event: "closed",
-      conn: caller.id,
-      peer: caller.peer,
-      user: caller.user ?? undefined,
-      reason,
-    });
+    logClosed(ctx, caller, reason);
   }
+}
+
+function logClosed(
+  ctx: ForwardContext,
+  caller: StreamCaller,
+  reason: string,
+): void {
+  ctx.logger.log({
+    event: "closed",
+    conn: caller.id,
+    peer: caller.peer,
+    user: caller.user ?? undefined,
+    key: caller.keyId ?? undefined,
+    reason,
+  });
 }
 
 /**
@@ -199,6 +219,11 @@ class Tunnel implements ClosableSession {
 
   get queuedBytes(): number {
     return this.#channel.queuedBytes;
+  }
+
+  /** The close the server sent or holds for later, if any. */
+  get stopped(): StreamStop | null {
+    return this.#pendingStop;
   }
 
   get lastActivity(): number {

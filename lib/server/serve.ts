@@ -492,6 +492,7 @@ async function runSession(
       ...who,
       keyId: who.key.id,
       remoteAddr: who.origin.remoteAddr,
+      keyHeld: () => ctx.keys.holds(who.key),
     };
     const forward = {
       ...ctx,

@@ -220,6 +220,9 @@ export class Channel {
   /**
    * Seals one record now and queues it for writing; records sealed in the
    * same burst leave in one write. The plaintext is `kind` then `parts`.
+   * After login, a record sent while a write is pending is held and sealed
+   * at the next flush: `parts` are kept by reference until then, so the
+   * caller must not change them after sending.
    *
    * @throws {ConnectionError} If an earlier write failed.
    */

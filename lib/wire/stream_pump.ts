@@ -191,14 +191,22 @@ async function socketToChannel(
         channel.send(RecordKind.streamEnd);
         return;
       }
-      channel.send(RecordKind.streamData, buffer.subarray(0, count));
+      // The channel may keep the bytes it is given until its next flush
+      // (records sent while a write is pending are sealed together then),
+      // so it gets bytes this loop never reads into again: a full buffer
+      // is handed over (the next read gets a new one), a partial read is
+      // copied out (the queue then holds exactly the bytes it counts).
+      if (count === buffer.length) {
+        channel.send(RecordKind.streamData, buffer);
+        buffer = new Uint8Array(Math.min(count * 4, MAX_STREAM_DATA_BYTES));
+      } else {
+        channel.send(RecordKind.streamData, buffer.slice(0, count));
+        if (count < INITIAL_READ_BYTES && buffer.length > count * 16) {
+          buffer = new Uint8Array(INITIAL_READ_BYTES);
+        }
+      }
       pump.counts.sent += count;
       pump.options.onActivity?.();
-      if (count === buffer.length && count < MAX_STREAM_DATA_BYTES) {
-        buffer = new Uint8Array(Math.min(count * 4, MAX_STREAM_DATA_BYTES));
-      } else if (count < INITIAL_READ_BYTES && buffer.length > count * 16) {
-        buffer = new Uint8Array(INITIAL_READ_BYTES);
-      }
       if (channel.queuedBytes > STREAM_HIGH_WATER_BYTES) {
         await channel.flushed();
       }

@@ -300,9 +300,9 @@ Deno.test({
     const log = (await server.stop()).stderr;
     assert.match(
       log,
-      /stream_failed .*user=alice target=down reason="cannot reach target \\"down\\""/,
+      /stream_failed .*user=alice key=default target=down reason="cannot reach target \\"down\\""/,
     );
-    assert.match(log, /stream_refused .*user=alice target=echo /);
+    assert.match(log, /stream_refused .*user=alice key=default target=echo /);
     assert.doesNotMatch(log, /login_failed/);
   },
 });
