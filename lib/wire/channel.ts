@@ -11,7 +11,7 @@
  * @module
  */
 
-import { fromUtf8, utf8 } from "./bytes.ts";
+import { concatBytes, fromUtf8, utf8 } from "./bytes.ts";
 import { open, sealInto } from "./crypto.ts";
 import { ClosedError, KeyRejectedError, ProtocolError } from "../errors.ts";
 import { settlesBefore, timeoutSignal } from "./deadline.ts";
@@ -220,9 +220,9 @@ export class Channel {
   /**
    * Seals one record now and queues it for writing; records sealed in the
    * same burst leave in one write. The plaintext is `kind` then `parts`.
-   * After login, a record sent while a write is pending is held and sealed
-   * at the next flush: `parts` are kept by reference until then, so the
-   * caller must not change them after sending.
+   * After login, a small record sent while a write is pending is copied and
+   * sealed in a batch at the next flush; a larger one is sealed at once.
+   * Either way the caller may reuse `parts` as soon as this returns.
    *
    * @throws {ConnectionError} If an earlier write failed.
    */
@@ -239,11 +239,14 @@ export class Channel {
     // The first record of a burst is sealed at once, as without batching;
     // those that follow while it waits to leave are held and sealed
     // together just before the write.
+    // Only records that fit a batch are held, as copies: a caller may reuse
+    // its buffer as soon as send() returns.
     if (
-      this.#batching && kind !== RecordKind.close && this.#writer.busy
+      this.#batching && kind !== RecordKind.close && this.#writer.busy &&
+      length <= MAX_BATCH_PLAINTEXT
     ) {
       if (this.#outbox === NO_PARTS) this.#outbox = [];
-      this.#outbox.push(parts);
+      this.#outbox.push([concatBytes(...parts)]);
       this.#outboxBytes += length;
       this.#writer.wake();
       return;

@@ -214,3 +214,36 @@ Deno.test("Channel.send() matches the batch test vector of docs/PROTOCOL.md", as
   assert.equal(hex.length, 2 * (4 + 34));
   assert.ok(doc.includes(`${hex.slice(0, 8)} ${hex.slice(8)}`), hex);
 });
+
+Deno.test("Channel.send() after login owns what it was given: a caller reusing its buffer at once changes nothing sent", async () => {
+  const { channel, bytes } = sender({ loggedIn: true });
+  const small = new Uint8Array(64);
+  const large = new Uint8Array(MAX_BATCH_RECORD_BYTES * 2);
+  // The first send starts a write; the ones after it are held behind it.
+  for (let round = 1; round <= 3; round++) {
+    small.fill(round);
+    channel.send(RecordKind.message, idBytes(round), small);
+    large.fill(round);
+    channel.send(RecordKind.message, idBytes(100 + round), large);
+  }
+  small.fill(0xee);
+  large.fill(0xee);
+  await channel.flushed();
+  const received = receiver(bytes(), { loggedIn: true });
+  for (let round = 1; round <= 3; round++) {
+    for (const [id, size] of [[round, 64], [100 + round, large.length]]) {
+      const record = await received.receive();
+      const expected = concatBytes(
+        idBytes(id),
+        new Uint8Array(size).fill(round),
+      );
+      // A summary, not the arrays: a diff of 32 KiB would take minutes.
+      const body = record?.body ?? new Uint8Array();
+      const firstDifference = expected.findIndex((byte, i) => body[i] !== byte);
+      assert.deepEqual(
+        { id, length: body.length, firstDifference },
+        { id, length: expected.length, firstDifference: -1 },
+      );
+    }
+  }
+});
