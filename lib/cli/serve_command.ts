@@ -13,7 +13,6 @@ import { KeyRing, watchKeyRing } from "../server/key_ring.ts";
 import { parseAddressList } from "../server/limits.ts";
 import { createLogger, type LogEvent, type Logger } from "../server/log.ts";
 import type { ReloadEvent } from "../file_reloader.ts";
-import { parseMaxStartups } from "../server/startups.ts";
 import { parseForwardTargets } from "../server/forward_targets.ts";
 import { MAX_MESSAGE_BYTES_LIMIT } from "../wire/protocol.ts";
 import {
@@ -50,7 +49,7 @@ import {
   SCALEOUT_USAGE,
   setupScaleout,
 } from "./serve_scaleout.ts";
-import { runWorkersIfAsked } from "./workers.ts";
+import { maxStartupsFlag, runWorkersIfAsked } from "./workers.ts";
 
 /** The services `--service` can name. */
 export const SERVICES: Record<string, () => SessionHandler> = {
@@ -365,13 +364,7 @@ async function openServerSecret(
 }
 
 function validMaxStartups(text: string): string {
-  try {
-    parseMaxStartups(text);
-  } catch (error) {
-    throw new UsageError(
-      `Cannot use --max-startups: ${(error as Error).message}`,
-    );
-  }
+  maxStartupsFlag(text);
   return text;
 }
 
