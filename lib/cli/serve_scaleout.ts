@@ -21,7 +21,7 @@ import {
   type ChatBridge,
   connectChatBridge,
   parseBrokerUrl,
-} from "../services/chat_bridge.ts";
+} from "../server/chat_bridge.ts";
 import {
   connectPenaltyShare,
   type PenaltyShare,

@@ -1,5 +1,5 @@
 /**
- * Layer 6 helper: bridges the chat room across servers through a NATS
+ * Server parts: bridges the chat room across servers through a NATS
  * broker (`--broker nats://HOST:PORT`), with the official client
  * `@nats-io/transport-node` (measured under Deno: it runs with
  * `--allow-net` alone). A room is a subject (`doorman.chat.ROOM`); each chat
@@ -15,11 +15,15 @@
  * It does not authenticate to NATS (use a broker on a private network or
  * loopback) and does not carry anything but chat lines.
  *
+ * It lives in server/, beside the NATS client (nats.ts) and the other
+ * broker user (penalty_share.ts), not in services/: services import only
+ * types from server/, and the chat service sees only {@link ChatBridge}.
+ *
  * @module
  */
 
-import { loadNats, type NatsConnection } from "../server/nats.ts";
-import type { Logger } from "../server/log.ts";
+import { loadNats, type NatsConnection } from "./nats.ts";
+import type { Logger } from "./log.ts";
 
 /** Subject prefix of chat rooms. */
 export const CHAT_SUBJECT_PREFIX = "doorman.chat.";
