@@ -74,7 +74,7 @@ type Values = Record<string, string | boolean | string[] | undefined>;
 export interface Scaleout {
   /** Options to spread into `serve()`. */
   readonly options: Partial<ServeOptions>;
-  /** The logger, counting events into the metrics when they are on. */
+  /** The logger, publishing penalties to the broker when they are shared. */
   readonly logger: Logger;
   /** The handler for `service`, bridged and counted. */
   handler(service: string, create: () => SessionHandler): SessionHandler;
@@ -147,7 +147,6 @@ export function setupScaleout(
   let share: PenaltyShare | null = null;
   const logger: Logger = {
     log(event) {
-      metrics?.observe(event);
       if (event.event === "penalty" && event.address !== undefined) {
         share?.publish(event.address);
       }

@@ -20,6 +20,7 @@ import {
   closeQuietly,
   endStartup,
   type Peer,
+  refuse,
   rejectConnection,
   type Startup,
 } from "./admission.ts";
@@ -154,7 +155,12 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     users: options.users ?? null,
     keys,
     handler,
-    logger: guardLogger(settings.logger),
+    // Metrics count each event before the log aggregates a flood of them.
+    logger: guardLogger(settings.logger, {
+      observe: settings.metrics
+        ? (event) => settings.metrics!.observe(event)
+        : undefined,
+    }),
     gate: new ConnectionGate({
       maxConnections: settings.maxConnections,
       maxStartups: startupLimits.full,
@@ -256,6 +262,7 @@ async function handleConnection(
     timeoutMs: ctx.options.loginTimeoutMs,
     metrics: ctx.options.metrics,
     logger: ctx.logger,
+    refuse: (conn, who, refusal) => refuse(conn, who, refusal, ctx),
   });
   if (!origin) return;
   const { peer, address } = origin;
