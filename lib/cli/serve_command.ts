@@ -34,7 +34,7 @@ import {
   defaultServerSecretPath,
   loadServerSecret,
 } from "../server/server_secret.ts";
-import type { CommandIo } from "./command_io.ts";
+import { type CommandIo, listenToSignals } from "./command_io.ts";
 import { EXIT_CODES_TEXT } from "./exit_codes.ts";
 import {
   MAX_DURATION_SECONDS,
@@ -110,7 +110,8 @@ export const SERVE_OPTIONS_TEXT = `Options of serve:
 ${SCALEOUT_USAGE}
 
 Durations are in seconds, fractions allowed, at most ${MAX_DURATION_SECONDS}.
-Signals: SIGINT/SIGTERM shut down gracefully (exit 0); SIGHUP reloads --users.`;
+Signals: SIGINT/SIGTERM shut down gracefully (exit 0); SIGHUP reloads --users,
+the key ring and, with --config, the allow/deny lists.`;
 
 /**
  * Usage of `serve`.
@@ -381,7 +382,8 @@ function validExempt(entries: string[]): string[] {
 
 /**
  * Installs the signal listeners: SIGINT/SIGTERM resolve `stopped`, SIGHUP
- * reloads the users. `remove()` uninstalls them.
+ * reloads the users, then the config's lists, and the key ring. `remove()`
+ * uninstalls them.
  */
 function listenForSignals(
   users: UserStore | null,
@@ -397,19 +399,7 @@ function listenForSignals(
       void ring?.reload({ forced: true });
     }],
   ];
-  const added = listeners.filter(([signal, listener]) => {
-    try {
-      Deno.addSignalListener(signal, listener);
-      return true;
-    } catch {
-      return false; // Not every signal exists on every platform (Windows).
-    }
-  });
-  const remove = () => {
-    for (const [signal, listener] of added) {
-      Deno.removeSignalListener(signal, listener);
-    }
-  };
+  const remove = listenToSignals(listeners);
   return { stopped, remove };
 }
 

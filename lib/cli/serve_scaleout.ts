@@ -9,7 +9,7 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { parseAddressList } from "../server/address.ts";
+import { parseAddressList, parseHostPort } from "../server/address.ts";
 import { AddressFilter } from "../server/address_filter.ts";
 import type { Logger } from "../server/log.ts";
 import { createServerMetrics, type ServerMetrics } from "../server/metrics.ts";
@@ -265,9 +265,9 @@ export function hostPort(
   text: string,
   flag: string,
 ): { hostname: string; port: number } {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(text);
-  if (match === null || Number(match[2]) > 65535) {
+  const address = parseHostPort(text);
+  if (address === null) {
     throw new UsageError(`Cannot use ${flag} "${text}": expected HOST:PORT`);
   }
-  return { hostname: match[1].replace(/^\[|\]$/g, ""), port: Number(match[2]) };
+  return address;
 }

@@ -24,7 +24,8 @@
 import { dirname, resolve } from "node:path";
 import { UsageError } from "../errors.ts";
 import { resolvePsk } from "../key_file.ts";
-import type { CommandIo } from "./command_io.ts";
+import { type CommandIo, listenToSignals } from "./command_io.ts";
+import { parseHostPort } from "../server/address.ts";
 import { type MaxStartups, parseMaxStartups } from "../server/startups.ts";
 import { positiveInteger } from "./flags.ts";
 import { configPath } from "./serve_config.ts";
@@ -196,10 +197,11 @@ export function maxStartupsFlag(text: string): MaxStartups {
 /** The metrics address of worker `index`: the port plus the index. */
 function metricsFor(metrics: string | undefined, index: number) {
   if (metrics === undefined) return undefined;
+  const address = parseHostPort(metrics);
+  // A malformed one is the worker's usage error; port 0 picks a free one.
+  if (address === null || address.port === 0) return metrics;
   const colon = metrics.lastIndexOf(":");
-  const port = Number(metrics.slice(colon + 1));
-  if (!Number.isInteger(port) || port === 0) return metrics;
-  return `${metrics.slice(0, colon)}:${port + index}`;
+  return `${metrics.slice(0, colon)}:${address.port + index}`;
 }
 
 /** Starts one worker: this program again, with the parent's permissions. */
@@ -298,14 +300,7 @@ function forwardSignals(children: Deno.ChildProcess[]) {
     }],
     ["SIGHUP", () => void stopAll(children, "SIGHUP", { wait: false })],
   ];
-  for (const [signal, listener] of listeners) {
-    Deno.addSignalListener(signal, listener);
-  }
-  state.remove = () => {
-    for (const [signal, listener] of listeners) {
-      Deno.removeSignalListener(signal, listener);
-    }
-  };
+  state.remove = listenToSignals(listeners);
   return state;
 }
 

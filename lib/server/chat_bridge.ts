@@ -23,12 +23,13 @@
  */
 
 import { loadNats, type NatsConnection } from "./nats.ts";
+import { parseHostPort } from "./address.ts";
 import type { Logger } from "./log.ts";
 
 /** Subject prefix of chat rooms. */
 export const CHAT_SUBJECT_PREFIX = "doorman.chat.";
 const ROOM_REGEXP = /^[A-Za-z0-9_-]{1,64}$/;
-const BROKER_URL_REGEXP = /^nats:\/\/([^/:\s]+|\[[0-9a-fA-F:.]+\]):(\d{1,5})$/;
+const BROKER_URL_PREFIX = "nats://";
 
 /** Options of {@link connectChatBridge}. */
 export interface ChatBridgeOptions {
@@ -62,13 +63,13 @@ export interface ChatBridge extends AsyncDisposable {
  * @throws {RangeError} If `url` is not `nats://HOST:PORT`.
  */
 export function parseBrokerUrl(url: string): string {
-  const match = BROKER_URL_REGEXP.exec(url);
-  if (match === null || Number(match[2]) > 65535) {
+  const server = url.slice(BROKER_URL_PREFIX.length);
+  if (!url.startsWith(BROKER_URL_PREFIX) || parseHostPort(server) === null) {
     throw new RangeError(
       `Cannot use broker ${JSON.stringify(url)}: expected nats://HOST:PORT`,
     );
   }
-  return `${match[1]}:${match[2]}`;
+  return server;
 }
 
 /**
