@@ -10,7 +10,7 @@
 
 import { UsageError } from "../errors.ts";
 import { KeyRing, watchKeyRing } from "../server/key_ring.ts";
-import { parseAddressList } from "../server/limits.ts";
+import { parseAddressList } from "../server/address.ts";
 import { createLogger, type LogEvent, type Logger } from "../server/log.ts";
 import type { ReloadEvent } from "../file_reloader.ts";
 import { parseForwardTargets } from "../server/forward_targets.ts";

@@ -18,7 +18,8 @@ import {
   LoginRequiredError,
   TimeoutError,
 } from "../errors.ts";
-import type { AddressMatcher, ConnectionGate, PenaltyBox } from "./limits.ts";
+import type { AddressMatcher } from "./address.ts";
+import type { ConnectionGate, PenaltyBox } from "./limits.ts";
 import type { Logger } from "./log.ts";
 import { sleep } from "../wire/deadline.ts";
 import { closeForError } from "../wire/messages.ts";

@@ -3,7 +3,7 @@
  * `PenaltyBox` penalises repeated failures per key (a peer address, or
  * `user:NAME`), like OpenSSH's `PerSourcePenalties`; `ConnectionGate` counts
  * open connections and those still in their startup (handshake and login).
- * Address parsing lives in `address.ts` and is re-exported here.
+ * Address parsing lives in `address.ts` (imported from there, one path).
  *
  * Pure: no `Deno.*`, no timers; time comes from an injected clock. It
  * decides, it does not wait: callers delay replies and close connections.
@@ -12,12 +12,6 @@
  */
 
 import type { AddressMatcher } from "./address.ts";
-
-export {
-  type AddressMatcher,
-  normalizeAddress,
-  parseAddressList,
-} from "./address.ts";
 
 /** Options of {@link PenaltyBox}. */
 export interface PenaltyOptions {

@@ -29,7 +29,8 @@ import { type Channel, openChannel } from "../wire/channel.ts";
 import { describeError } from "../errors.ts";
 import { handshakeAsServer } from "../wire/handshake.ts";
 import { settlesWithin, timeoutSignal } from "../wire/deadline.ts";
-import { ConnectionGate, parseAddressList, PenaltyBox } from "./limits.ts";
+import { parseAddressList } from "./address.ts";
+import { ConnectionGate, PenaltyBox } from "./limits.ts";
 import { type GuardedLogger, guardLogger } from "./log.ts";
 import { loginAsServer, type UserDirectory } from "../login/login.ts";
 import {
