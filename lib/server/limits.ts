@@ -76,6 +76,7 @@ const MAX_DOUBLINGS = 52;
  *
  * @example Usage
  * ```ts
+ * import { parseAddressList } from "./address.ts";
  * const box = new PenaltyBox({ exempt: parseAddressList(["127.0.0.1"]) });
  * const peer = "192.0.2.7";
  * if (box.verdict(peer).action === "refuse") console.log("refused");
