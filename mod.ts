@@ -79,7 +79,7 @@ export {
   type ChatBridge,
   type ChatBridgeOptions,
   connectChatBridge,
-} from "./lib/services/chat_bridge.ts";
+} from "./lib/server/chat_bridge.ts";
 
 // Users: the userinfo file, and what serve() needs of it.
 export {

@@ -218,3 +218,28 @@ export async function readFirstLine(
     ? line.subarray(0, -1)
     : line;
 }
+
+/**
+ * Installs signal listeners, skipping any signal this platform lacks
+ * (Windows has no SIGHUP): the one way the commands listen to signals.
+ *
+ * @param listeners Each signal and what it does.
+ * @returns A function that removes the listeners installed.
+ */
+export function listenToSignals(
+  listeners: readonly (readonly [Deno.Signal, () => void])[],
+): () => void {
+  const added = listeners.filter(([signal, listener]) => {
+    try {
+      Deno.addSignalListener(signal, listener);
+      return true;
+    } catch {
+      return false; // Not every signal exists on every platform.
+    }
+  });
+  return () => {
+    for (const [signal, listener] of added) {
+      Deno.removeSignalListener(signal, listener);
+    }
+  };
+}

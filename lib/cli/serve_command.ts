@@ -10,10 +10,9 @@
 
 import { UsageError } from "../errors.ts";
 import { KeyRing, watchKeyRing } from "../server/key_ring.ts";
-import { parseAddressList } from "../server/limits.ts";
+import { parseAddressList } from "../server/address.ts";
 import { createLogger, type LogEvent, type Logger } from "../server/log.ts";
 import type { ReloadEvent } from "../file_reloader.ts";
-import { parseMaxStartups } from "../server/startups.ts";
 import { parseForwardTargets } from "../server/forward_targets.ts";
 import { MAX_MESSAGE_BYTES_LIMIT } from "../wire/protocol.ts";
 import {
@@ -35,7 +34,7 @@ import {
   defaultServerSecretPath,
   loadServerSecret,
 } from "../server/server_secret.ts";
-import type { CommandIo } from "./command_io.ts";
+import { type CommandIo, listenToSignals } from "./command_io.ts";
 import { EXIT_CODES_TEXT } from "./exit_codes.ts";
 import {
   MAX_DURATION_SECONDS,
@@ -50,7 +49,7 @@ import {
   SCALEOUT_USAGE,
   setupScaleout,
 } from "./serve_scaleout.ts";
-import { runWorkersIfAsked } from "./workers.ts";
+import { maxStartupsFlag, runWorkersIfAsked } from "./workers.ts";
 
 /** The services `--service` can name. */
 export const SERVICES: Record<string, () => SessionHandler> = {
@@ -111,7 +110,8 @@ export const SERVE_OPTIONS_TEXT = `Options of serve:
 ${SCALEOUT_USAGE}
 
 Durations are in seconds, fractions allowed, at most ${MAX_DURATION_SECONDS}.
-Signals: SIGINT/SIGTERM shut down gracefully (exit 0); SIGHUP reloads --users.`;
+Signals: SIGINT/SIGTERM shut down gracefully (exit 0); SIGHUP reloads --users,
+the key ring and, with --config, the allow/deny lists.`;
 
 /**
  * Usage of `serve`.
@@ -365,13 +365,7 @@ async function openServerSecret(
 }
 
 function validMaxStartups(text: string): string {
-  try {
-    parseMaxStartups(text);
-  } catch (error) {
-    throw new UsageError(
-      `Cannot use --max-startups: ${(error as Error).message}`,
-    );
-  }
+  maxStartupsFlag(text);
   return text;
 }
 
@@ -388,7 +382,8 @@ function validExempt(entries: string[]): string[] {
 
 /**
  * Installs the signal listeners: SIGINT/SIGTERM resolve `stopped`, SIGHUP
- * reloads the users. `remove()` uninstalls them.
+ * reloads the users, then the config's lists, and the key ring. `remove()`
+ * uninstalls them.
  */
 function listenForSignals(
   users: UserStore | null,
@@ -404,19 +399,7 @@ function listenForSignals(
       void ring?.reload({ forced: true });
     }],
   ];
-  const added = listeners.filter(([signal, listener]) => {
-    try {
-      Deno.addSignalListener(signal, listener);
-      return true;
-    } catch {
-      return false; // Not every signal exists on every platform (Windows).
-    }
-  });
-  const remove = () => {
-    for (const [signal, listener] of added) {
-      Deno.removeSignalListener(signal, listener);
-    }
-  };
+  const remove = listenToSignals(listeners);
   return { stopped, remove };
 }
 

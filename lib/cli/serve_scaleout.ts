@@ -9,7 +9,7 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { parseAddressList } from "../server/address.ts";
+import { parseAddressList, parseHostPort } from "../server/address.ts";
 import { AddressFilter } from "../server/address_filter.ts";
 import type { Logger } from "../server/log.ts";
 import { createServerMetrics, type ServerMetrics } from "../server/metrics.ts";
@@ -21,7 +21,7 @@ import {
   type ChatBridge,
   connectChatBridge,
   parseBrokerUrl,
-} from "../services/chat_bridge.ts";
+} from "../server/chat_bridge.ts";
 import {
   connectPenaltyShare,
   type PenaltyShare,
@@ -74,7 +74,7 @@ type Values = Record<string, string | boolean | string[] | undefined>;
 export interface Scaleout {
   /** Options to spread into `serve()`. */
   readonly options: Partial<ServeOptions>;
-  /** The logger, counting events into the metrics when they are on. */
+  /** The logger, publishing penalties to the broker when they are shared. */
   readonly logger: Logger;
   /** The handler for `service`, bridged and counted. */
   handler(service: string, create: () => SessionHandler): SessionHandler;
@@ -147,7 +147,6 @@ export function setupScaleout(
   let share: PenaltyShare | null = null;
   const logger: Logger = {
     log(event) {
-      metrics?.observe(event);
       if (event.event === "penalty" && event.address !== undefined) {
         share?.publish(event.address);
       }
@@ -266,9 +265,9 @@ export function hostPort(
   text: string,
   flag: string,
 ): { hostname: string; port: number } {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(text);
-  if (match === null || Number(match[2]) > 65535) {
+  const address = parseHostPort(text);
+  if (address === null) {
     throw new UsageError(`Cannot use ${flag} "${text}": expected HOST:PORT`);
   }
-  return { hostname: match[1].replace(/^\[|\]$/g, ""), port: Number(match[2]) };
+  return address;
 }

@@ -5,9 +5,11 @@
  * SIGINT, SIGTERM and SIGHUP to every worker, and prints one
  * `listening on HOST:PORT` line once all are ready.
  *
- * Each worker has its own caps and penalties: `--max-connections` and
- * `--max-startups` are totals, divided evenly (rounded up) among the
- * workers; penalties are per worker, so a guesser spread over N workers
+ * Each worker has its own caps and penalties: `--max-connections`,
+ * `--max-total-queue-bytes` and `--max-startups` (both START and FULL of
+ * `START:RATE:FULL`; RATE is a percentage and stays) are totals, divided
+ * evenly (rounded up) among the workers; per-source and per-user caps and
+ * penalties are per worker, so a guesser spread over N workers
  * gets up to N times the attempts before each refuses it. `--metrics
  * HOST:PORT` gives worker i the port PORT+i. If a worker dies, the others
  * are stopped and the exit code is the dead worker's (systemd restarts).
@@ -22,7 +24,9 @@
 import { dirname, resolve } from "node:path";
 import { UsageError } from "../errors.ts";
 import { resolvePsk } from "../key_file.ts";
-import type { CommandIo } from "./command_io.ts";
+import { type CommandIo, listenToSignals } from "./command_io.ts";
+import { parseHostPort } from "../server/address.ts";
+import { type MaxStartups, parseMaxStartups } from "../server/startups.ts";
 import { positiveInteger } from "./flags.ts";
 import { configPath } from "./serve_config.ts";
 
@@ -32,8 +36,10 @@ export interface WorkerSettings {
   readonly workers: number;
   /** Total connection cap, divided among workers. */
   readonly maxConnections: number;
-  /** Total startup cap, divided among workers. */
-  readonly maxStartups: number;
+  /** Total startup caps (`START:RATE:FULL`), divided among workers. */
+  readonly maxStartups: MaxStartups;
+  /** Total bytes queued across all sessions, divided among workers. */
+  readonly maxTotalQueueBytes?: number;
   /** `HOST:PORT` of the metrics endpoint, or undefined. */
   readonly metrics?: string;
   /**
@@ -77,7 +83,8 @@ export async function runWorkersIfAsked(
   const settings = {
     workers,
     maxConnections: count("max-connections"),
-    maxStartups: count("max-startups"),
+    maxStartups: maxStartupsFlag(String(values["max-startups"])),
+    maxTotalQueueBytes: count("max-total-queue-bytes"),
     metrics: values.metrics === undefined ? undefined : String(values.metrics),
     files,
   };
@@ -120,11 +127,17 @@ export async function runWorkers(
     );
   }
   const perWorker = (total: number) => Math.ceil(total / settings.workers);
+  const { start, rate, full } = settings.maxStartups;
   const common = [
     "--workers=1",
     `--max-connections=${perWorker(settings.maxConnections)}`,
-    `--max-startups=${perWorker(settings.maxStartups)}`,
+    `--max-startups=${perWorker(start)}:${rate}:${perWorker(full)}`,
   ];
+  if (settings.maxTotalQueueBytes !== undefined) {
+    common.push(
+      `--max-total-queue-bytes=${perWorker(settings.maxTotalQueueBytes)}`,
+    );
+  }
   const children: Deno.ChildProcess[] = [];
   const signals = forwardSignals(children);
   let listening: { host: string; port: string } | null = null;
@@ -164,13 +177,31 @@ export async function runWorkers(
   }
 }
 
+/**
+ * Parses `--max-startups` (`N` or `START:RATE:FULL`).
+ *
+ * @param text The flag's value.
+ * @returns The three numbers.
+ * @throws {UsageError} Naming the flag, if the value is not valid.
+ */
+export function maxStartupsFlag(text: string): MaxStartups {
+  try {
+    return parseMaxStartups(text);
+  } catch (error) {
+    throw new UsageError(
+      `Cannot use --max-startups: ${(error as Error).message}`,
+    );
+  }
+}
+
 /** The metrics address of worker `index`: the port plus the index. */
 function metricsFor(metrics: string | undefined, index: number) {
   if (metrics === undefined) return undefined;
+  const address = parseHostPort(metrics);
+  // A malformed one is the worker's usage error; port 0 picks a free one.
+  if (address === null || address.port === 0) return metrics;
   const colon = metrics.lastIndexOf(":");
-  const port = Number(metrics.slice(colon + 1));
-  if (!Number.isInteger(port) || port === 0) return metrics;
-  return `${metrics.slice(0, colon)}:${port + index}`;
+  return `${metrics.slice(0, colon)}:${address.port + index}`;
 }
 
 /** Starts one worker: this program again, with the parent's permissions. */
@@ -269,14 +300,7 @@ function forwardSignals(children: Deno.ChildProcess[]) {
     }],
     ["SIGHUP", () => void stopAll(children, "SIGHUP", { wait: false })],
   ];
-  for (const [signal, listener] of listeners) {
-    Deno.addSignalListener(signal, listener);
-  }
-  state.remove = () => {
-    for (const [signal, listener] of listeners) {
-      Deno.removeSignalListener(signal, listener);
-    }
-  };
+  state.remove = listenToSignals(listeners);
   return state;
 }
 

@@ -141,6 +141,28 @@ function maskBytes(bytes: Uint8Array, prefixBits: number): Uint8Array {
   return out;
 }
 
+const HOST_PORT_REGEXP = /^(\[[0-9a-fA-F:.]+\]|[^/:\s[\]]+):(\d{1,5})$/;
+
+/**
+ * Splits `HOST:PORT` or `[IPv6]:PORT` (the one parser of the flags'
+ * addresses: `--metrics`, `--broker`, the workers' metrics ports).
+ *
+ * @param text The address and port.
+ * @returns The host (without brackets) and the port, or `null` if `text`
+ *   is not of that form or the port is above 65535.
+ * @example Usage
+ * ```ts
+ * parseHostPort("[::1]:9100"); // { hostname: "::1", port: 9100 }
+ * ```
+ */
+export function parseHostPort(
+  text: string,
+): { hostname: string; port: number } | null {
+  const match = HOST_PORT_REGEXP.exec(text);
+  if (match === null || Number(match[2]) > 65535) return null;
+  return { hostname: match[1].replace(/^\[|\]$/g, ""), port: Number(match[2]) };
+}
+
 /**
  * 16 bytes (IPv4 in its mapped form), or `null` if not an IP literal.
  *

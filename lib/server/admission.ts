@@ -18,7 +18,8 @@ import {
   LoginRequiredError,
   TimeoutError,
 } from "../errors.ts";
-import type { AddressMatcher, ConnectionGate, PenaltyBox } from "./limits.ts";
+import type { AddressMatcher } from "./address.ts";
+import type { ConnectionGate, PenaltyBox } from "./limits.ts";
 import type { Logger } from "./log.ts";
 import { sleep } from "../wire/deadline.ts";
 import { closeForError } from "../wire/messages.ts";
@@ -114,7 +115,7 @@ export function admit(
   const exempt = ctx.exempt.matches(who.address);
   const verdict = ctx.addressPenalties.verdict(who.address);
   const { gate, options } = ctx;
-  let refusal: { reason: RefusalReasonValue; seconds: number; log: string };
+  let refusal: Refusal;
   if (ctx.shuttingDown) {
     refusal = {
       reason: RefusalReason.shuttingDown,
@@ -158,6 +159,43 @@ export function admit(
     }
     return { active: true, perSource: !exempt };
   }
+  refuse(conn, who, refusal, ctx);
+  return null;
+}
+
+/** Why a connection is refused before any crypto, and what it is told. */
+export interface Refusal {
+  /** The reason byte of the refusal frame. */
+  readonly reason: RefusalReasonValue;
+  /** The retry-after the frame carries, in seconds. */
+  readonly seconds: number;
+  /** The reason as logged (the metrics' label is its words before any detail). */
+  readonly log: string;
+}
+
+/** What {@link refuse} needs of the server's state. */
+export type RefusalContext = Pick<
+  AdmissionContext,
+  "logger" | "refusing" | "shuttingDown"
+>;
+
+/**
+ * Refuses a connection before any crypto, the one way every refusal goes:
+ * logs it (a cap's refusal also as a `limit`; the metrics count each
+ * `refused` event by reason), then writes the refusal frame
+ * (wire/refusal.ts) and closes, in the background.
+ *
+ * @param conn The connection to refuse.
+ * @param who Who it is, for the log.
+ * @param refusal Why, and the retry-after.
+ * @param ctx The logger and the set of refusals in flight.
+ */
+export function refuse(
+  conn: Deno.TcpConn,
+  who: Peer,
+  refusal: Refusal,
+  ctx: RefusalContext,
+): void {
   if (
     refusal.reason === RefusalReason.tooManyConnections ||
     refusal.reason === RefusalReason.tooManyStartups ||
@@ -180,7 +218,6 @@ export function admit(
   });
   sendRefusal(conn, encodeRefusal(refusal.reason, refusal.seconds), ctx)
     .catch(() => {});
-  return null;
 }
 
 /**
@@ -334,7 +371,7 @@ function penalise(
 async function sendRefusal(
   conn: Deno.TcpConn,
   bytes: Uint8Array,
-  ctx: AdmissionContext,
+  ctx: RefusalContext,
 ): Promise<void> {
   const drain = ctx.refusing.size < MAX_REFUSING && !ctx.shuttingDown;
   if (drain) ctx.refusing.add(conn);

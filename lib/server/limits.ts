@@ -3,7 +3,7 @@
  * `PenaltyBox` penalises repeated failures per key (a peer address, or
  * `user:NAME`), like OpenSSH's `PerSourcePenalties`; `ConnectionGate` counts
  * open connections and those still in their startup (handshake and login).
- * Address parsing lives in `address.ts` and is re-exported here.
+ * Address parsing lives in `address.ts` (imported from there, one path).
  *
  * Pure: no `Deno.*`, no timers; time comes from an injected clock. It
  * decides, it does not wait: callers delay replies and close connections.
@@ -12,12 +12,6 @@
  */
 
 import type { AddressMatcher } from "./address.ts";
-
-export {
-  type AddressMatcher,
-  normalizeAddress,
-  parseAddressList,
-} from "./address.ts";
 
 /** Options of {@link PenaltyBox}. */
 export interface PenaltyOptions {
@@ -82,6 +76,7 @@ const MAX_DOUBLINGS = 52;
  *
  * @example Usage
  * ```ts
+ * import { parseAddressList } from "./address.ts";
  * const box = new PenaltyBox({ exempt: parseAddressList(["127.0.0.1"]) });
  * const peer = "192.0.2.7";
  * if (box.verdict(peer).action === "refuse") console.log("refused");

@@ -211,6 +211,11 @@ export function createLogger(options: LoggerOptions): Logger {
 /** Options of {@link guardLogger}. */
 export interface GuardLoggerOptions {
   /**
+   * Sees every event before any is aggregated (the metrics count them all,
+   * a flood included); a throw is counted in `dropped`.
+   */
+  observe?: (event: LogEvent) => void;
+  /**
    * Events of these kinds from one address are aggregated.
    * @default {["refused", "handshake_failed", "limit"]}
    */
@@ -316,6 +321,13 @@ export function guardLogger(
     },
     flush,
     log(event: LogEvent): void {
+      if (options.observe) {
+        try {
+          options.observe(event);
+        } catch {
+          dropped++;
+        }
+      }
       if (!aggregate.has(event.event) || event.peer === undefined) {
         emit(event);
         return;

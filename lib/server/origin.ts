@@ -5,7 +5,8 @@
  * (penalties, caps, allow/deny, logs); from any other address the
  * connection's own address holds and a header would fail the handshake as
  * a bad preamble. Then the allow/deny lists run on that address: a refused
- * client gets the refusal frame with reason `addressDenied` (5).
+ * client gets the refusal frame with reason `addressDenied` (5), written
+ * by admission.ts like every other refusal.
  *
  * It also wraps the connection in byte and frame meters when metrics are
  * on. The header is read straight from the socket, exactly, so the frame
@@ -18,17 +19,14 @@ import { describeError } from "../errors.ts";
 import type { AddressMatcher } from "./address.ts";
 import { normalizeAddress } from "./address.ts";
 import type { AddressFilter } from "./address_filter.ts";
+import { closeQuietly, type Peer, type Refusal } from "./admission.ts";
 import type { Logger } from "./log.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { readProxyHeader } from "./proxy_protocol.ts";
 import { raceSignal } from "../wire/deadline.ts";
 import { type FramedConn, FrameReader } from "../wire/framing.ts";
-import { encodePreamble } from "../wire/key_schedule.ts";
 import { PREAMBLE_BYTES } from "../wire/protocol.ts";
-
-/** Refusal record kind (0x7d) and reason `addressDenied` (5). */
-const REFUSAL_KIND = 0x7d;
-const REFUSAL_ADDRESS_DENIED = 5;
+import { RefusalReason } from "../wire/refusal.ts";
 
 /** What the accept path needs to place a connection. */
 export interface OriginContext {
@@ -40,8 +38,10 @@ export interface OriginContext {
   readonly timeoutMs: number;
   /** Byte and frame meters; `null`: off. */
   readonly metrics: ServerMetrics | null;
-  /** Where refusals are logged. */
+  /** Where a bad PROXY header is logged. */
   readonly logger: Logger;
+  /** Refuses a denied address: admission.ts's `refuse`, the one writer. */
+  readonly refuse: (conn: Deno.TcpConn, who: Peer, refusal: Refusal) => void;
 }
 
 /** A connection placed: its real peer, and the framed connection to use. */
@@ -101,13 +101,11 @@ export async function resolveOrigin(
   const address = normalizeAddress(remoteAddr.hostname);
   const peer = `${remoteAddr.hostname}:${remoteAddr.port}`;
   if (ctx.filter && !ctx.filter.permits(address)) {
-    ctx.logger.log({
-      event: "refused",
-      conn: id,
-      peer,
-      reason: "address denied",
+    ctx.refuse(conn, { id, peer, address }, {
+      reason: RefusalReason.addressDenied,
+      seconds: 0,
+      log: "address denied",
     });
-    await refuse(conn);
     return null;
   }
   return { peer, address, remoteAddr, framed: frame(conn, ctx.metrics) };
@@ -127,21 +125,6 @@ function exactReader(conn: Deno.Conn) {
       return bytes;
     },
   };
-}
-
-/** Sends the refusal frame (preamble, then 0x7d ‖ 5 ‖ 0x0000), closes. */
-async function refuse(conn: Deno.TcpConn): Promise<void> {
-  const bytes = new Uint8Array(PREAMBLE_BYTES + 4 + 4);
-  bytes.set(encodePreamble());
-  new DataView(bytes.buffer).setUint32(PREAMBLE_BYTES, 4);
-  bytes[PREAMBLE_BYTES + 4] = REFUSAL_KIND;
-  bytes[PREAMBLE_BYTES + 5] = REFUSAL_ADDRESS_DENIED;
-  try {
-    await raceSignal(conn.write(bytes), AbortSignal.timeout(1000), "");
-  } catch {
-    // The refused peer may be gone already; it is refused either way.
-  }
-  closeQuietly(conn);
 }
 
 function frame(conn: Deno.TcpConn, metrics: ServerMetrics | null): FramedConn {
@@ -200,13 +183,5 @@ class FrameCounter {
       }
     }
     return frames;
-  }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
   }
 }

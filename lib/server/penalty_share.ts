@@ -14,7 +14,7 @@
  * @module
  */
 
-import { loadNats, type NatsConnection } from "./nats.ts";
+import { connectBroker } from "./nats.ts";
 import { normalizeAddress } from "./address.ts";
 import type { Logger } from "./log.ts";
 
@@ -57,73 +57,36 @@ export function connectPenaltyShare(
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
   let box: FailureRecorder | null = null;
-  let nc: NatsConnection | null = null;
-  let closing = false;
-  const ready = Promise.withResolvers<void>();
-  const running = (async () => {
-    try {
-      const nats = await loadNats();
-      const connection = await nats.connect({
-        servers: options.server,
-        name: "doorman-penalties",
-        noEcho: true,
-        reconnect: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: options.reconnectWaitMs ?? 500,
-        waitOnFirstConnect: true,
-      });
-      if (closing) return void await connection.close();
-      nc = connection;
-      connection.subscribe(PENALTY_SUBJECT, {
-        callback: (error, message) => {
-          if (error !== null || message.data.length > 64) return;
-          try {
-            box?.recordFailure(normalizeAddress(decoder.decode(message.data)));
-          } catch {
-            // Not an address: ignored.
-          }
-        },
-      });
-      // The subscription is live at the broker once flush() returns.
-      await connection.flush();
+  const link = connectBroker({
+    server: options.server,
+    name: "doorman-penalties",
+    subject: PENALTY_SUBJECT,
+    reconnectWaitMs: options.reconnectWaitMs,
+    onMessage: (data) => {
+      if (data.length > 64) return;
+      try {
+        box?.recordFailure(normalizeAddress(decoder.decode(data)));
+      } catch {
+        // Not an address: ignored.
+      }
+    },
+    onChange: (change, detail) =>
       options.logger.log({
         event: "broker",
-        reason: "penalty sharing connected",
-      });
-      ready.resolve();
-      await connection.closed();
-    } catch (error) {
-      if (!closing) {
-        options.logger.log({
-          event: "broker",
-          reason: "penalty sharing failed",
-          detail: error instanceof Error ? error.message : String(error),
-        });
-      }
-    }
-  })();
-  const close = async () => {
-    closing = true;
-    ready.resolve();
-    if (nc !== null) {
-      await nc.close();
-      await running;
-    }
-  };
+        reason: `penalty sharing ${change}`,
+        detail,
+      }),
+  });
   return {
     attach(recorder) {
       box = recorder;
     },
     publish(address) {
-      if (nc === null || nc.isClosed()) return;
-      try {
-        nc.publish(PENALTY_SUBJECT, encoder.encode(address));
-      } catch {
-        // Disconnected: the failure stays local.
-      }
+      // Disconnected: the failure stays local.
+      link.publish(encoder.encode(address));
     },
-    ready: () => ready.promise,
-    close,
-    [Symbol.asyncDispose]: close,
+    ready: () => link.ready(),
+    close: () => link.close(),
+    [Symbol.asyncDispose]: () => link.close(),
   };
 }

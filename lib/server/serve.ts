@@ -2,7 +2,7 @@
  * The server core: accepts TCP connections and runs each one through the
  * layers (handshake → channel → login → session → handler), under the
  * limits that keep the server alive: deadlines for handshake and login,
- * pings to quiet clients and an optional idle timeout (one sweeper for all
+ * pings to quiet clients and an optional idle timeout (one timer for all
  * sessions, not a timer each), bounded outgoing queues, and (admission.ts)
  * connection caps and penalties. A user removed from the user file has
  * their sessions closed (code 10). Every event goes to the logger in the options; a
@@ -20,6 +20,7 @@ import {
   closeQuietly,
   endStartup,
   type Peer,
+  refuse,
   rejectConnection,
   type Startup,
 } from "./admission.ts";
@@ -28,11 +29,13 @@ import { type Channel, openChannel } from "../wire/channel.ts";
 import { describeError } from "../errors.ts";
 import { handshakeAsServer } from "../wire/handshake.ts";
 import { settlesWithin, timeoutSignal } from "../wire/deadline.ts";
-import { ConnectionGate, parseAddressList, PenaltyBox } from "./limits.ts";
+import { parseAddressList } from "./address.ts";
+import { ConnectionGate, PenaltyBox } from "./limits.ts";
 import { type GuardedLogger, guardLogger } from "./log.ts";
 import { loginAsServer, type UserDirectory } from "../login/login.ts";
 import {
   CloseCode,
+  type CloseCodeValue,
   HandshakeKind,
   RECORD_OVERHEAD_BYTES,
 } from "../wire/protocol.ts";
@@ -154,7 +157,12 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     users: options.users ?? null,
     keys,
     handler,
-    logger: guardLogger(settings.logger),
+    // Metrics count each event before the log aggregates a flood of them.
+    logger: guardLogger(settings.logger, {
+      observe: settings.metrics
+        ? (event) => settings.metrics!.observe(event)
+        : undefined,
+    }),
     gate: new ConnectionGate({
       maxConnections: settings.maxConnections,
       maxStartups: startupLimits.full,
@@ -201,12 +209,26 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     address: `${addr.hostname}:${addr.port}`,
   });
   const tasks = new Set<Promise<void>>();
-  const sweeper = startIdleSweeper(ctx);
-  const stopRevoking = keys.onRevoked((ids) => closeRevoked(ctx, ids));
-  const stopWatchingUsers = ctx.users?.onUsersRemoved?.((names) =>
-    closeSessionsOf(names, ctx)
-  );
-  const housekeeper = startHousekeeper(ctx);
+  const timer = startTimer(ctx);
+  const stopRevoking = keys.onRevoked((ids) => {
+    ctx.logger.log({ event: "keys_revoked", count: ids.size });
+    closeSessions(
+      ctx,
+      (session) => session.keyId !== undefined && ids.has(session.keyId),
+      CloseCode.keyRevoked,
+      "key revoked",
+    );
+  });
+  const stopWatchingUsers = ctx.users?.onUsersRemoved?.((names) => {
+    const removed = new Set(names);
+    // Logged as "closed", reason "user removed", once each session ends.
+    closeSessions(
+      ctx,
+      (session) => session.user !== null && removed.has(session.user),
+      CloseCode.userRemoved,
+      "user removed",
+    );
+  });
   let nextId = 0;
   const accepting = acceptLoop(listener, (conn) => {
     const id = ++nextId;
@@ -232,9 +254,8 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
       stopping ??= shutdownServer(listener, ctx, {
         tasks,
         accepting,
-        sweeper,
+        timer,
         stopped,
-        housekeeper,
       }).then(() => {
         stopRevoking();
         stopWatchingUsers?.();
@@ -256,6 +277,7 @@ async function handleConnection(
     timeoutMs: ctx.options.loginTimeoutMs,
     metrics: ctx.options.metrics,
     logger: ctx.logger,
+    refuse: (conn, who, refusal) => refuse(conn, who, refusal, ctx),
   });
   if (!origin) return;
   const { peer, address } = origin;
@@ -428,19 +450,6 @@ function holdSession(
 }
 
 /**
- * Every 50 ms: keeps the bytes queued across all open sessions under
- * `maxTotalQueueBytes` by closing the fullest queues first as too slow;
- * every second: writes the log's aggregated summaries.
- */
-function startHousekeeper(ctx: Context): ReturnType<typeof setInterval> {
-  let ticks = 0;
-  return setInterval(() => {
-    enforceQueueBudget(ctx.sessions, ctx.options.maxTotalQueueBytes);
-    if (++ticks % 20 === 0) ctx.logger.flush();
-  }, 50);
-}
-
-/**
  * Closes the sessions with the fullest queues, as too slow, until the bytes
  * queued by the open sessions fit `maxBytes`.
  *
@@ -545,51 +554,63 @@ async function runSession(
   });
 }
 
-/** Closes the sessions of revoked keys (close code 9, `keyRevoked`). */
-function closeRevoked(ctx: Context, ids: ReadonlySet<string>): void {
-  ctx.logger.log({ event: "keys_revoked", count: ids.size });
+/**
+ * Closes every open session `matches` picks, with one close code and
+ * reason: revoked keys, removed users, shutdown.
+ */
+function closeSessions(
+  ctx: Context,
+  matches: (session: ClosableSession) => boolean,
+  code: CloseCodeValue,
+  reason: string,
+  options?: { immediately?: boolean },
+): void {
   for (const session of ctx.sessions) {
-    if (session.keyId !== undefined && ids.has(session.keyId)) {
-      session.close(CloseCode.keyRevoked, "key revoked");
-    }
+    if (matches(session)) session.close(code, reason, options);
   }
 }
 
+/** How often the queue budget is enforced, in ms. */
+const QUEUE_CHECK_MS = 50;
+/** How often the log's aggregated summaries are written, in ms. */
+const LOG_FLUSH_MS = 1000;
+
 /**
- * The one timer of the whole server: closes sessions idle past the idle
- * timeout (if set) and pings quiet clients, closing unresponsive ones.
+ * The one timer of the whole server. Every tick (50 ms, or less for short
+ * idle or ping periods) it keeps the bytes queued across all open sessions
+ * under `maxTotalQueueBytes`, closing the fullest queues first as too slow;
+ * about every quarter of the shortest idle or ping period it closes
+ * sessions idle past the idle timeout (if set) and pings quiet clients,
+ * closing unresponsive ones; every second it writes the log's aggregated
+ * summaries.
  */
-function startIdleSweeper(
-  ctx: Context,
-): ReturnType<typeof setInterval> | null {
+function startTimer(ctx: Context): ReturnType<typeof setInterval> {
   const idle = ctx.options.idleTimeoutMs;
   const ping = ctx.options.pingIntervalMs;
   const periods = [idle, ping].filter((ms) => ms > 0);
-  if (periods.length === 0) return null;
-  const shortest = Math.min(...periods);
-  const every = Math.max(10, Math.min(5000, Math.floor(shortest / 4)));
+  const sweepEvery = periods.length === 0
+    ? Infinity
+    : Math.max(10, Math.min(5000, Math.floor(Math.min(...periods) / 4)));
+  const tick = Math.min(QUEUE_CHECK_MS, sweepEvery);
+  const sweepTicks = Math.max(1, Math.round(sweepEvery / tick));
+  const flushTicks = Math.max(1, Math.round(LOG_FLUSH_MS / tick));
+  let ticks = 0;
   return setInterval(() => {
-    const now = Date.now();
-    const cutoff = now - idle;
-    for (const session of ctx.sessions) {
-      if (idle > 0 && session.lastActivity < cutoff) {
-        session.close(CloseCode.idleTimeout, "idle timeout");
-      } else {
-        session.checkLiveness?.(now, ping);
+    ticks++;
+    enforceQueueBudget(ctx.sessions, ctx.options.maxTotalQueueBytes);
+    if (periods.length > 0 && ticks % sweepTicks === 0) {
+      const now = Date.now();
+      const cutoff = now - idle;
+      for (const session of ctx.sessions) {
+        if (idle > 0 && session.lastActivity < cutoff) {
+          session.close(CloseCode.idleTimeout, "idle timeout");
+        } else {
+          session.checkLiveness?.(now, ping);
+        }
       }
     }
-  }, every);
-}
-
-/** Closes the sessions of users just removed from the user file. */
-function closeSessionsOf(names: readonly string[], ctx: Context): void {
-  const removed = new Set(names);
-  for (const session of ctx.sessions) {
-    if (session.user !== null && removed.has(session.user)) {
-      // Logged as "closed", reason "user removed", once the session ends.
-      session.close(CloseCode.userRemoved, "user removed");
-    }
-  }
+    if (ticks % flushTicks === 0) ctx.logger.flush();
+  }, tick);
 }
 
 async function shutdownServer(
@@ -598,9 +619,8 @@ async function shutdownServer(
   running: {
     tasks: Set<Promise<void>>;
     accepting: Promise<void>;
-    sweeper: ReturnType<typeof setInterval> | null;
+    timer: ReturnType<typeof setInterval>;
     stopped: AbortController;
-    housekeeper: ReturnType<typeof setInterval>;
   },
 ): Promise<void> {
   ctx.shuttingDown = true;
@@ -610,20 +630,16 @@ async function shutdownServer(
   await running.accepting;
   for (const conn of ctx.starting) closeQuietly(conn);
   for (const conn of ctx.refusing) closeQuietly(conn);
-  for (const session of ctx.sessions) {
-    session.close(CloseCode.shuttingDown, "server shutting down");
-  }
+  const all = () => true;
+  closeSessions(ctx, all, CloseCode.shuttingDown, "server shutting down");
   const allClosed = Promise.all(running.tasks);
   if (!(await settlesWithin(allClosed, ctx.options.shutdownTimeoutMs))) {
-    for (const session of ctx.sessions) {
-      session.close(CloseCode.shuttingDown, "server shutting down", {
-        immediately: true,
-      });
-    }
+    closeSessions(ctx, all, CloseCode.shuttingDown, "server shutting down", {
+      immediately: true,
+    });
     for (const conn of ctx.starting) closeQuietly(conn);
     await settlesWithin(allClosed, 1000);
   }
-  if (running.sweeper !== null) clearInterval(running.sweeper);
-  clearInterval(running.housekeeper);
+  clearInterval(running.timer);
   ctx.logger.flush({ all: true });
 }

@@ -349,18 +349,16 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
   checkMs("penaltyBaseMs", settings.penaltyBaseMs, 0);
   checkMs("penaltyCapMs", settings.penaltyCapMs, 0);
   checkMs("shutdownTimeoutMs", settings.shutdownTimeoutMs, 0);
-  if (!Array.isArray(settings.penaltyExempt)) {
-    throw new TypeError("Cannot serve: penaltyExempt must be an array");
-  }
+  checkAddressList("penaltyExempt", settings.penaltyExempt);
+  checkAddressList("proxyProtocolFrom", settings.proxyProtocolFrom);
   try {
-    parseAddressList(settings.penaltyExempt);
+    parseMaxStartups(settings.maxStartups);
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
-    throw new RangeError(`Cannot serve: penaltyExempt: ${detail}`, {
+    throw new RangeError(`Cannot serve: maxStartups: ${detail}`, {
       cause: error,
     });
   }
-  parseMaxStartups(settings.maxStartups);
   checkInteger("maxStartupsPerSource", settings.maxStartupsPerSource, 1);
   checkInteger("maxLoginsPerSource", settings.maxLoginsPerSource, 1);
   checkInteger("maxSessionsPerUser", settings.maxSessionsPerUser, 1);
@@ -368,6 +366,18 @@ export function resolveServeOptions(options: ServeOptions): ServeSettings {
   checkInteger("maxTotalQueueBytes", settings.maxTotalQueueBytes, 1);
   checkMs("handshakeTimeoutMs", settings.handshakeTimeoutMs, 1);
   return settings;
+}
+
+function checkAddressList(name: string, value: unknown): void {
+  if (!Array.isArray(value)) {
+    throw new TypeError(`Cannot serve: ${name} must be an array`);
+  }
+  try {
+    parseAddressList(value);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new RangeError(`Cannot serve: ${name}: ${detail}`, { cause: error });
+  }
 }
 
 function checkInteger(

@@ -11,7 +11,7 @@
 
 import type { Session } from "../server/session.ts";
 import type { SessionHandler } from "../server/serve.ts";
-import type { ChatBridge } from "./chat_bridge.ts";
+import type { ChatBridge } from "../server/chat_bridge.ts";
 
 /** Options of {@link createChatService}. */
 export interface ChatServiceOptions {

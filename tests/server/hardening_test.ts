@@ -19,6 +19,7 @@ import { encodeFrame } from "../../lib/wire/framing.ts";
 import { encodePreamble } from "../../lib/wire/key_schedule.ts";
 import {
   CloseCode,
+  DEFAULT_KEY_ID,
   HandshakeKind,
   NONCE_BYTES,
 } from "../../lib/wire/protocol.ts";
@@ -73,13 +74,17 @@ function refusalReason(bytes: Uint8Array): number | null {
   return bytes[13];
 }
 
+/** A well-formed ClientHello (v2: it names the key id, here the default). */
 function clientHello(): Uint8Array {
+  const keyId = new TextEncoder().encode(DEFAULT_KEY_ID);
   return concatBytes(
     encodePreamble(),
     encodeFrame(concatBytes(
       Uint8Array.of(HandshakeKind.clientHello),
       randomBytes(NONCE_BYTES),
       generateX25519().publicKey,
+      Uint8Array.of(keyId.length),
+      keyId,
     )),
   );
 }

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import {
-  ConnectionGate,
   normalizeAddress,
   parseAddressList,
+} from "../../lib/server/address.ts";
+import {
+  ConnectionGate,
   PenaltyBox,
   type PenaltyOptions,
 } from "../../lib/server/limits.ts";

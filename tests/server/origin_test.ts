@@ -116,3 +116,41 @@ Deno.test("serve() meters bytes and frames both ways", async () => {
   assert.ok(metrics.bytesIn.value() > 100);
   assert.ok(metrics.bytesOut.value() > 100);
 });
+
+Deno.test("serve() counts every refusal by reason in the metrics, past the log's aggregation", async () => {
+  const metrics = createServerMetrics();
+  await using ts = await startTestServer({
+    metrics,
+    maxConnections: 1,
+    proxyProtocolFrom: ["127.0.0.1"],
+    addressFilter: new AddressFilter({ deny: ["192.0.2.0/24"] }),
+  });
+  const refusals = (reason: string) =>
+    metrics.registry.render().match(
+      new RegExp(
+        `doorman_connections_refused_total\\{reason="${reason}"\\} (\\d+)`,
+      ),
+    )?.[1];
+  // 15 denied: more than the log passes per address in a window (10).
+  for (let i = 0; i < 15; i++) {
+    await using conn = await rawConnect(ts.port);
+    await conn.write(encoder.encode(`PROXY TCP4 192.0.2.9 127.0.0.1 1 2\r\n`));
+    const reader = new FrameReader(conn);
+    await reader.readExact(16);
+  }
+  assert.equal(refusals("address_denied"), "15");
+  assert.ok(ts.events("refused").length < 15);
+  // Another reason, through the same writer.
+  await using held = await rawConnect(ts.port);
+  await held.write(encoder.encode(`PROXY TCP4 198.51.100.1 127.0.0.1 1 2\r\n`));
+  await waitFor(() => ts.server.connections === 1);
+  await using conn = await rawConnect(ts.port);
+  await conn.write(encoder.encode(`PROXY TCP4 198.51.100.2 127.0.0.1 1 2\r\n`));
+  const reader = new FrameReader(conn);
+  assert.deepEqual(await reader.readExact(8), encodePreamble());
+  assert.deepEqual(
+    await reader.readExact(8),
+    new Uint8Array([0, 0, 0, 4, 0x7d, 1, 0, 10]),
+  );
+  assert.equal(refusals("max_connections"), "1");
+});

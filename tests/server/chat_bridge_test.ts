@@ -5,7 +5,7 @@ import { createChatService } from "../../lib/services/chat.ts";
 import {
   connectChatBridge,
   parseBrokerUrl,
-} from "../../lib/services/chat_bridge.ts";
+} from "../../lib/server/chat_bridge.ts";
 import { startTestServer, waitFor } from "../fixtures/server_fixture.ts";
 import {
   freePort,

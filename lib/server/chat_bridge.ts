@@ -1,5 +1,5 @@
 /**
- * Layer 6 helper: bridges the chat room across servers through a NATS
+ * Server parts: bridges the chat room across servers through a NATS
  * broker (`--broker nats://HOST:PORT`), with the official client
  * `@nats-io/transport-node` (measured under Deno: it runs with
  * `--allow-net` alone). A room is a subject (`doorman.chat.ROOM`); each chat
@@ -15,16 +15,21 @@
  * It does not authenticate to NATS (use a broker on a private network or
  * loopback) and does not carry anything but chat lines.
  *
+ * It lives in server/, beside the NATS client (nats.ts) and the other
+ * broker user (penalty_share.ts), not in services/: services import only
+ * types from server/, and the chat service sees only {@link ChatBridge}.
+ *
  * @module
  */
 
-import { loadNats, type NatsConnection } from "../server/nats.ts";
-import type { Logger } from "../server/log.ts";
+import { connectBroker } from "./nats.ts";
+import { parseHostPort } from "./address.ts";
+import type { Logger } from "./log.ts";
 
 /** Subject prefix of chat rooms. */
 export const CHAT_SUBJECT_PREFIX = "doorman.chat.";
 const ROOM_REGEXP = /^[A-Za-z0-9_-]{1,64}$/;
-const BROKER_URL_REGEXP = /^nats:\/\/([^/:\s]+|\[[0-9a-fA-F:.]+\]):(\d{1,5})$/;
+const BROKER_URL_PREFIX = "nats://";
 
 /** Options of {@link connectChatBridge}. */
 export interface ChatBridgeOptions {
@@ -58,13 +63,13 @@ export interface ChatBridge extends AsyncDisposable {
  * @throws {RangeError} If `url` is not `nats://HOST:PORT`.
  */
 export function parseBrokerUrl(url: string): string {
-  const match = BROKER_URL_REGEXP.exec(url);
-  if (match === null || Number(match[2]) > 65535) {
+  const server = url.slice(BROKER_URL_PREFIX.length);
+  if (!url.startsWith(BROKER_URL_PREFIX) || parseHostPort(server) === null) {
     throw new RangeError(
       `Cannot use broker ${JSON.stringify(url)}: expected nats://HOST:PORT`,
     );
   }
-  return `${match[1]}:${match[2]}`;
+  return server;
 }
 
 /**
@@ -98,92 +103,38 @@ export function connectChatBridge(options: ChatBridgeOptions): ChatBridge {
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
   let deliver: (line: string) => void = () => {};
-  let nc: NatsConnection | null = null;
-  let connected = false;
-  let closing = false;
   let dropped = 0;
-  const ready = Promise.withResolvers<void>();
-  const running = (async () => {
-    try {
-      const nats = await loadNats();
-      const connection = await nats.connect({
-        servers: server,
-        name: "doorman",
-        noEcho: true,
-        reconnect: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: options.reconnectWaitMs ?? 500,
-        waitOnFirstConnect: true,
-      });
-      if (closing) {
-        await connection.close();
-        return;
-      }
-      nc = connection;
-      const subscription = connection.subscribe(subject, {
-        callback: (error, message) => {
-          if (error === null) deliver(decoder.decode(message.data));
-        },
-      });
-      const watching = watchStatus(connection);
-      // The subscription is live at the broker once flush() returns.
-      await connection.flush();
-      connected = true;
-      log("connected");
-      ready.resolve();
-      await connection.closed();
-      subscription.unsubscribe();
-      await watching;
-    } catch (error) {
-      if (!closing) {
-        log("failed", error instanceof Error ? error.message : String(error));
-      }
-    }
-  })();
-
-  async function watchStatus(connection: NatsConnection): Promise<void> {
-    for await (const status of connection.status()) {
-      if (status.type === "disconnect") {
-        connected = false;
+  const link = connectBroker({
+    server,
+    name: "doorman",
+    subject,
+    dropWhileAway: true,
+    reconnectWaitMs: options.reconnectWaitMs,
+    onMessage: (data) => deliver(decoder.decode(data)),
+    onChange: (change, detail) => {
+      if (change === "disconnected") {
         log("disconnected; local chat goes on, reconnecting");
-      } else if (status.type === "reconnect") {
-        connected = true;
+      } else if (change === "reconnected") {
         log(
           "reconnected",
           dropped ? `${dropped} lines not bridged while away` : undefined,
         );
         dropped = 0;
-      }
-    }
-  }
-
-  const close = async () => {
-    closing = true;
-    connected = false;
-    ready.resolve();
-    if (nc !== null) await nc.close();
-    else {
-      // Still dialling: the dial loop sees `closing` once it connects; a
-      // broker that never answers leaves only the timer of the next try.
-    }
-    if (nc !== null) await running;
-  };
+      } else log(change, detail);
+    },
+  });
   return {
     publish(line: string): void {
-      if (!connected || nc === null) {
-        dropped++;
-        return;
-      }
-      nc.publish(subject, encoder.encode(line));
+      if (!link.publish(encoder.encode(line))) dropped++;
     },
     onLine(callback: (line: string) => void): void {
       deliver = callback;
     },
     get connected() {
-      return connected;
+      return link.connected;
     },
-    ready: () => ready.promise,
-    close,
-    [Symbol.asyncDispose]: close,
+    ready: () => link.ready(),
+    close: () => link.close(),
+    [Symbol.asyncDispose]: () => link.close(),
   };
 }
