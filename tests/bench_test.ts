@@ -17,8 +17,13 @@ import {
   toJson,
 } from "../bench/report.ts";
 import { runSuite, settingsFor, WORKLOADS } from "../bench/suite.ts";
+import { skipWithout } from "./fixtures/external_fixture.ts";
 
-Deno.test("runSuite() measures every workload with positive figures", async () => {
+Deno.test({
+  name: "runSuite() measures every workload with positive figures",
+  // The tunnel workload measures redis-benchmark against a redis-server.
+  ignore: skipWithout("redis-server", "redis-benchmark"),
+}, async () => {
   const progress: string[] = [];
   const suite = await runSuite({
     settings: settingsFor("tiny"),

@@ -19,26 +19,16 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { permissionFlags } from "../../.ci/compile.ts";
 import { runClient, startServer } from "./server_process.ts";
+import { findBinary, skipWithout } from "../fixtures/external_fixture.ts";
 
-const TMUX = "/usr/bin/tmux";
-const STTY = "/usr/bin/stty";
+const TMUX = findBinary("tmux") ?? "/usr/bin/tmux";
+const STTY = findBinary("stty") ?? "/usr/bin/stty";
 const CLIENT = fileURLToPath(new URL("../../client.ts", import.meta.url));
 const PASSWORD = "tty password 42";
 const POLL_MS = 50;
 const MAX_POLLS = 1200; // 60 s: a safety net on a slow machine
 
-function hasTmux(): boolean {
-  try {
-    return Deno.statSync(TMUX).isFile && Deno.statSync(STTY).isFile;
-  } catch {
-    return false;
-  }
-}
-
-const ignore = !hasTmux();
-if (ignore) {
-  console.log(`client_tty_test: skipped, ${TMUX} or ${STTY} not found`);
-}
+const ignore = skipWithout("tmux", "stty");
 
 /** A quoted word for `sh -c`. */
 function shellQuote(word: string): string {

@@ -16,6 +16,7 @@ import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { tempDir } from "../helpers.ts";
+import { skipWithout } from "../fixtures/external_fixture.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const BLOCK_TIMEOUT_MS = 180_000; // a safety net on a slow machine
@@ -65,23 +66,7 @@ export function runnableBlocks(markdown: string): RunnableBlock[] {
   return blocks;
 }
 
-async function which(command: string): Promise<boolean> {
-  try {
-    const output = await new Deno.Command("sh", {
-      args: ["-c", `command -v ${command}`],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return output.success;
-  } catch {
-    return false;
-  }
-}
-
-const missing = (await which("git"))
-  ? (await which("sh") ? null : "sh")
-  : "git";
-if (missing) console.log(`readme_test: skipped, ${missing} not found`);
+const ignore = skipWithout("git", "sh");
 
 /** The tracked (and new, not ignored) files of the repository. */
 async function repositoryFiles(): Promise<string[]> {
@@ -131,7 +116,7 @@ Deno.test("runnableBlocks() finds marked blocks only, with their files", () => {
 
 Deno.test({
   name: "README: every runnable block works in a fresh copy with an empty HOME",
-  ignore: missing !== null,
+  ignore,
   async fn() {
     const blocks = runnableBlocks(
       await Deno.readTextFile(join(REPO, "README.md")),

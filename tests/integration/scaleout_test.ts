@@ -21,7 +21,7 @@ import {
 import {
   findBinary,
   freePort,
-  missingBinary,
+  skipWithout,
   startHaproxy,
   startNats,
   waitForPort,
@@ -184,7 +184,7 @@ Deno.test("server.ts serve --metrics: counters move during a run", async () => {
 Deno.test({
   name:
     "HAProxy (send-proxy-v2) before two servers: they log the client's address, and penalties hit the client, not HAProxy",
-  ignore: missingBinary("haproxy", "socat") !== null,
+  ignore: skipWithout("haproxy", "socat"),
   async fn() {
     const args = ["--proxy-protocol-from", "127.0.0.1", "--penalty-cap", "1"];
     await using first = await startWith({
@@ -269,7 +269,7 @@ async function haproxyConfig(port: number, servers: number[]) {
 Deno.test({
   name:
     "server.ts serve --broker: chat between clients of two server processes through nats-server",
-  ignore: missingBinary("nats-server") !== null,
+  ignore: skipWithout("nats-server"),
   async fn() {
     const natsPort = freePort();
     await using _nats = await startNats(natsPort);
@@ -321,7 +321,7 @@ Deno.test({
 Deno.test({
   name:
     "server.ts serve --broker-penalties: failed logins on one server get the client refused by the other",
-  ignore: missingBinary("nats-server") !== null,
+  ignore: skipWithout("nats-server"),
   async fn() {
     const natsPort = freePort();
     await using _nats = await startNats(natsPort);

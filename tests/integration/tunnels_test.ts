@@ -15,6 +15,7 @@ import { sha256 } from "../../lib/wire/crypto.ts";
 import { PROXY_TLV_USER } from "../../lib/server/proxy_header.ts";
 import { seededBytes } from "../helpers.ts";
 import { startBackend } from "../fixtures/tunnel_backend.ts";
+import { skipWithout } from "../fixtures/external_fixture.ts";
 import {
   denoRun,
   runClient,
@@ -27,29 +28,12 @@ const MIB = 1024 * 1024;
 const USERS = { alice: "pw-alice", bob: "pw-bob" };
 const ALICE = { DOORMAN_PASSWORD: USERS.alice };
 
-function installed(command: string): boolean {
-  try {
-    new Deno.Command(command, {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .outputSync();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const missing = ["redis-server", "redis-cli", "redis-benchmark", "socat"]
-  .filter((command) => !installed(command));
-if (missing.length > 0) {
-  if (Deno.env.get("CI") === "true") {
-    throw new Error(`tunnel tests need ${missing.join(", ")} (see .ci/run)`);
-  }
-  console.log(`skipping tunnel tests: ${missing.join(", ")} not installed`);
-}
-const ignore = missing.length > 0;
+const ignore = skipWithout(
+  "redis-server",
+  "redis-cli",
+  "redis-benchmark",
+  "socat",
+);
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -9,7 +9,7 @@ import {
 import { startTestServer, waitFor } from "../fixtures/server_fixture.ts";
 import {
   freePort,
-  missingBinary,
+  skipWithout,
   startNats,
 } from "../fixtures/external_fixture.ts";
 
@@ -36,10 +36,12 @@ Deno.test("parseBrokerUrl() accepts nats://HOST:PORT only", () => {
 Deno.test({
   name:
     "chat through NATS: clients on two servers see each other, joins and leaves, in order; a broker restart loses only lines sent while it was down",
-  ignore: missingBinary("nats-server") !== null,
+  ignore: skipWithout("nats-server"),
   async fn() {
     const natsPort = freePort();
     let nats = await startNats(natsPort);
+    // Stops whichever nats-server runs last, even when a step below throws.
+    await using _stopNats = { [Symbol.asyncDispose]: () => nats.stop() };
     const events: LogEvent[] = [];
     const logger = { log: (event: LogEvent) => void events.push(event) };
     const url = `nats://127.0.0.1:${natsPort}`;

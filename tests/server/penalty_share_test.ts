@@ -5,14 +5,14 @@ import { PenaltyBox } from "../../lib/server/limits.ts";
 import { waitFor } from "../fixtures/server_fixture.ts";
 import {
   freePort,
-  missingBinary,
+  skipWithout,
   startNats,
 } from "../fixtures/external_fixture.ts";
 
 Deno.test({
   name:
     "connectPenaltyShare() records another server's failures in this server's box, and ignores junk",
-  ignore: missingBinary("nats-server") !== null,
+  ignore: skipWithout("nats-server"),
   async fn() {
     const port = freePort();
     await using _nats = await startNats(port);
