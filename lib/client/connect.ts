@@ -9,7 +9,7 @@
  * @module
  */
 
-import { openChannel } from "../wire/channel.ts";
+import { type Channel, openChannel } from "../wire/channel.ts";
 import { ConnectionError, TimeoutError } from "../errors.ts";
 import { FrameReader } from "../wire/framing.ts";
 import { raceSignal, timeoutSignal } from "../wire/deadline.ts";
@@ -133,9 +133,31 @@ export interface ConnectOptions {
  * ```
  */
 export async function connect(options: ConnectOptions): Promise<Connection> {
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const channel = await dialLoggedIn(options);
+  channel.maxRecordBytes = maxMessageBytes + RECORD_OVERHEAD_BYTES;
+  return new Connection(channel, {
+    user: options.user ?? null,
+    maxMessageBytes,
+    pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+  });
+}
+
+/**
+ * Connects, runs the handshake and logs in, under one deadline: what
+ * {@link connect} and a tunnel's stream (stream.ts) share.
+ *
+ * @param options The server, key and login; `saltedPasswords` lets a
+ *   forwarder skip PBKDF2 on later logins.
+ * @returns The logged-in channel (its record limit still the pre-login one).
+ * @throws {ConnectionError} If the server cannot be reached.
+ * @throws {TimeoutError} If the deadline passes first.
+ */
+export async function dialLoggedIn(
+  options: ConnectOptions & { saltedPasswords?: Map<string, Uint8Array> },
+): Promise<Channel> {
   const host = options.host ?? "127.0.0.1";
   const port = options.port ?? 9000;
-  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   if (options.user !== undefined && options.password === undefined) {
     throw new TypeError("Cannot log in: a password is required with a user");
   }
@@ -170,7 +192,11 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     if (options.user !== undefined) {
       await loginAsClient(
         channel,
-        { user: options.user, password: options.password ?? "" },
+        {
+          user: options.user,
+          password: options.password ?? "",
+          saltedPasswords: options.saltedPasswords,
+        },
         {
           signal: deadline.signal,
           channelBinding: keys.channelBinding,
@@ -178,12 +204,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
         },
       );
     }
-    channel.maxRecordBytes = maxMessageBytes + RECORD_OVERHEAD_BYTES;
-    return new Connection(channel, {
-      user: options.user ?? null,
-      maxMessageBytes,
-      pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
-    });
+    return channel;
   } catch (error) {
     try {
       conn?.close();

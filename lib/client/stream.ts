@@ -10,22 +10,9 @@
  * @module
  */
 
-import {
-  type Channel,
-  type ChannelRecord,
-  type CloseInfo,
-  openChannel,
-} from "../wire/channel.ts";
-import { ClosedError, ConnectionError, TimeoutError } from "../errors.ts";
-import { FrameReader } from "../wire/framing.ts";
-import { raceSignal } from "../wire/deadline.ts";
-import { handshakeAsClient } from "../wire/handshake.ts";
-import { loginAsClient } from "../login/login.ts";
-import {
-  CloseCode,
-  HANDSHAKE_TIMEOUT_MS,
-  RecordKind,
-} from "../wire/protocol.ts";
+import type { Channel, ChannelRecord, CloseInfo } from "../wire/channel.ts";
+import { ClosedError } from "../errors.ts";
+import { CloseCode, RecordKind } from "../wire/protocol.ts";
 import {
   encodeStreamOpen,
   MAX_STREAM_RECORD_BYTES,
@@ -35,7 +22,7 @@ import {
   type StreamResult,
   type StreamSocket,
 } from "../wire/stream_pump.ts";
-import type { ConnectOptions } from "./connect.ts";
+import { type ConnectOptions, dialLoggedIn } from "./connect.ts";
 
 export type { StreamResult, StreamSocket } from "../wire/stream_pump.ts";
 
@@ -101,56 +88,10 @@ export function openStreamOn(channel: Channel, target: string): void {
  * @throws {TimeoutError} If connect, handshake and login miss the deadline.
  */
 export async function dialChannel(options: StreamOptions): Promise<Channel> {
-  const host = options.host ?? "127.0.0.1";
-  const port = options.port ?? 9000;
   encodeStreamOpen(options.target); // checks the name before dialing
-  if (options.user !== undefined && options.password === undefined) {
-    throw new TypeError("Cannot log in: a password is required with a user");
-  }
-  const deadline = AbortSignal.timeout(
-    options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS,
-  );
-  let conn: Deno.TcpConn | null = null;
-  try {
-    const connecting = Deno.connect({ hostname: host, port });
-    connecting.then((late) => deadline.aborted && late.close(), () => {});
-    conn = await raceSignal(
-      connecting,
-      deadline,
-      `Cannot connect to ${host}:${port}: timed out`,
-    ).catch((error) => {
-      if (error instanceof TimeoutError) throw error;
-      throw new ConnectionError(`Cannot connect to ${host}:${port}`, {
-        cause: error,
-      });
-    });
-    conn.setNoDelay(true);
-    const framed = { conn, reader: new FrameReader(conn) };
-    const key = options.keyId === undefined
-      ? options.psk
-      : { id: options.keyId, psk: options.psk };
-    const keys = await handshakeAsClient(framed, key, {
-      signal: deadline,
-      server: `${host}:${port}`,
-    });
-    const channel = openChannel(framed, keys, { role: "client" });
-    if (options.user !== undefined) {
-      await loginAsClient(channel, {
-        user: options.user,
-        password: options.password ?? "",
-        saltedPasswords: options.saltedPasswords,
-      }, { signal: deadline, channelBinding: keys.channelBinding });
-    }
-    channel.maxRecordBytes = MAX_STREAM_RECORD_BYTES;
-    return channel;
-  } catch (error) {
-    try {
-      conn?.close();
-    } catch {
-      // Already closed.
-    }
-    throw error;
-  }
+  const channel = await dialLoggedIn(options);
+  channel.maxRecordBytes = MAX_STREAM_RECORD_BYTES;
+  return channel;
 }
 
 /**

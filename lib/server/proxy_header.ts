@@ -13,22 +13,8 @@
 
 import { utf8 } from "../wire/bytes.ts";
 import { parseAddressBytes } from "./address.ts";
+import { PROXY_V2_SIGNATURE } from "./proxy_protocol.ts";
 
-/** The 12-byte v2 signature. */
-export const PROXY_V2_SIGNATURE: Uint8Array = Uint8Array.of(
-  0x0d,
-  0x0a,
-  0x0d,
-  0x0a,
-  0x00,
-  0x0d,
-  0x0a,
-  0x51,
-  0x55,
-  0x49,
-  0x54,
-  0x0a,
-);
 /** TLV type of the logged-in user name (the first custom type). */
 export const PROXY_TLV_USER = 0xe0;
 /** TLV type of the id of the key the client proved. */
