@@ -289,7 +289,10 @@ export async function handshakeAsServer<K extends HandshakeKey>(
       );
     }
     transcript.append(finished);
-    return { ...deriveSessionKeys(secret, transcript.hash()), key };
+    // Not a spread: that would read (and so derive) the lazy binding.
+    return Object.assign(deriveSessionKeys(secret, transcript.hash()), {
+      key,
+    });
   });
 }
 
