@@ -17,6 +17,7 @@
 import { toHex } from "../wire/bytes.ts";
 import { constantTimeEqual, randomBytes } from "../wire/crypto.ts";
 import type { KeyLookup } from "../wire/handshake.ts";
+import { deriveEarlySalt } from "../wire/key_schedule.ts";
 import { DEFAULT_KEY_ID, KEY_BYTES, MIN_PSK_BYTES } from "../wire/protocol.ts";
 import { type KeyEntry, readKeyEntries } from "../key_file.ts";
 import {
@@ -39,6 +40,8 @@ export class KeyRing implements KeyLookup<KeyEntry> {
   /** A random key no client holds: unknown ids handshake against it. */
   readonly decoy: Uint8Array = randomBytes(KEY_BYTES);
   #keys: Map<string, KeyEntry>;
+  /** Each key's (and the decoy's) early salt, made when the key arrives. */
+  #salts = new WeakMap<Uint8Array, Uint8Array>();
   readonly #listeners = new Set<(revoked: ReadonlySet<string>) => void>();
 
   /**
@@ -49,6 +52,7 @@ export class KeyRing implements KeyLookup<KeyEntry> {
    */
   constructor(entries: readonly KeyEntry[]) {
     this.#keys = indexEntries(entries);
+    this.#addSalts([this.decoy, ...entries.map((entry) => entry.psk)]);
   }
 
   /**
@@ -69,6 +73,17 @@ export class KeyRing implements KeyLookup<KeyEntry> {
    */
   find(keyId: string): KeyEntry | undefined {
     return this.#keys.get(keyId);
+  }
+
+  /**
+   * The early salt of a key in the ring or of the decoy, computed when the
+   * key arrived, so that both paths of a handshake do the same work.
+   *
+   * @param psk A key's bytes, or the decoy.
+   * @returns `deriveEarlySalt(psk)`.
+   */
+  earlySalt(psk: Uint8Array): Uint8Array {
+    return this.#salts.get(psk) ?? deriveEarlySalt(psk);
   }
 
   /**
@@ -107,6 +122,7 @@ export class KeyRing implements KeyLookup<KeyEntry> {
       if (kept === undefined || !sameKey(kept, entry)) revoked.add(id);
     }
     this.#keys = next;
+    this.#addSalts(entries.map((entry) => entry.psk));
     if (revoked.size > 0) {
       for (const listener of this.#listeners) listener(revoked);
     }
@@ -123,6 +139,12 @@ export class KeyRing implements KeyLookup<KeyEntry> {
   onRevoked(listener: (revoked: ReadonlySet<string>) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  #addSalts(keys: readonly Uint8Array[]): void {
+    for (const psk of keys) {
+      if (!this.#salts.has(psk)) this.#salts.set(psk, deriveEarlySalt(psk));
+    }
   }
 }
 

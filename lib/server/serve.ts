@@ -324,8 +324,12 @@ async function authenticate(
   who: Peer & { startup: Startup; origin: Origin },
   ctx: Context,
 ): Promise<{ channel: Channel; user: string | null; key: KeyEntry } | null> {
-  using deadline = timeoutSignal(ctx.options.loginTimeoutMs);
-  using handshakeDeadline = timeoutSignal(ctx.options.handshakeTimeoutMs);
+  const { loginTimeoutMs, handshakeTimeoutMs } = ctx.options;
+  using deadline = timeoutSignal(loginTimeoutMs);
+  // Both start now: the earlier one bounds the handshake, one timer each.
+  using handshakeDeadline = handshakeTimeoutMs < loginTimeoutMs
+    ? timeoutSignal(handshakeTimeoutMs)
+    : null;
   const framed = who.origin.framed;
   // The handshake writes through this wrapper only to learn whether a
   // ServerHello went out (crypto spent: an abandoned handshake counts);
@@ -345,7 +349,7 @@ async function authenticate(
       { conn: handshakeConn, reader: framed.reader },
       ctx.keys,
       {
-        signal: AbortSignal.any([deadline.signal, handshakeDeadline.signal]),
+        signal: handshakeDeadline?.signal ?? deadline.signal,
       },
     );
     const key = keys.key;

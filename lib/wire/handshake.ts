@@ -37,6 +37,7 @@ import {
 } from "./framing.ts";
 import {
   computeProof,
+  deriveEarlySalt,
   deriveHandshakeSecret,
   deriveSessionKeys,
   encodePreamble,
@@ -89,6 +90,14 @@ export interface KeyLookup<K extends HandshakeKey = HandshakeKey> {
    * the same path, with the same work and frames, as a wrong key.
    */
   readonly decoy: Uint8Array;
+  /**
+   * `deriveEarlySalt(psk)` (key_schedule.ts) for a key this lookup
+   * returned, or for its decoy, computed once per key. Optional: without
+   * it the handshake derives the salt itself.
+   *
+   * @param psk A key's bytes, or the decoy.
+   */
+  earlySalt?(psk: Uint8Array): Uint8Array;
 }
 
 /** What the server's handshake returns: the session keys and whose key. */
@@ -240,6 +249,7 @@ export async function handshakeAsServer<K extends HandshakeKey>(
         keyPair.privateKey,
         hello.subarray(1 + NONCE_BYTES, shareEnd),
       ),
+      { earlySalt: ring.earlySalt?.(psk) },
     );
     const preamble = encodePreamble();
     transcript.append(preamble);
@@ -279,7 +289,10 @@ export async function handshakeAsServer<K extends HandshakeKey>(
       );
     }
     transcript.append(finished);
-    return { ...deriveSessionKeys(secret, transcript.hash()), key };
+    // Not a spread: that would read (and so derive) the lazy binding.
+    return Object.assign(deriveSessionKeys(secret, transcript.hash()), {
+      key,
+    });
   });
 }
 
@@ -287,9 +300,15 @@ export async function handshakeAsServer<K extends HandshakeKey>(
 function singleKey(psk: Uint8Array): KeyLookup {
   checkPsk(psk);
   const key = { id: DEFAULT_KEY_ID, psk };
+  const decoy = randomBytes(KEY_BYTES);
+  const salts = new Map([psk, decoy].map((bytes) => [
+    bytes,
+    deriveEarlySalt(bytes),
+  ]));
   return {
     find: (keyId) => keyId === DEFAULT_KEY_ID ? key : undefined,
-    decoy: randomBytes(KEY_BYTES),
+    decoy,
+    earlySalt: (bytes) => salts.get(bytes) ?? deriveEarlySalt(bytes),
   };
 }
 

@@ -81,15 +81,31 @@ export function encodePreamble(version = PROTOCOL_VERSION): Uint8Array {
 }
 
 /**
+ * The part of the key schedule that depends on the key alone:
+ * `HKDF-Expand(HKDF-Extract(0^32, psk), "derived")`, the salt of the
+ * handshake secret. A server may compute it once per key.
+ */
+export function deriveEarlySalt(psk: Uint8Array): Uint8Array {
+  const early = hkdfExtract(new Uint8Array(KEY_BYTES), psk);
+  return hkdfExpand(early, utf8(KdfLabel.derived), KEY_BYTES);
+}
+
+/** Options of {@link deriveHandshakeSecret}. */
+export interface HandshakeSecretOptions {
+  /** `deriveEarlySalt(psk)`, if already known. */
+  earlySalt?: Uint8Array;
+}
+
+/**
  * The key schedule's handshake secret:
  * `HKDF-Extract(HKDF-Expand(HKDF-Extract(0^32, psk), "derived"), dh)`.
  */
 export function deriveHandshakeSecret(
   psk: Uint8Array,
   sharedSecret: Uint8Array,
+  options: HandshakeSecretOptions = {},
 ): Uint8Array {
-  const early = hkdfExtract(new Uint8Array(KEY_BYTES), psk);
-  const salt = hkdfExpand(early, utf8(KdfLabel.derived), KEY_BYTES);
+  const salt = options.earlySalt ?? deriveEarlySalt(psk);
   return hkdfExtract(salt, sharedSecret);
 }
 

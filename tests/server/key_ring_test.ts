@@ -7,6 +7,7 @@ import {
 import { formatKeyEntry, type KeyEntry } from "../../lib/key_file.ts";
 import { KeyRing, watchKeyRing } from "../../lib/server/key_ring.ts";
 import type { ReloadEvent } from "../../lib/file_reloader.ts";
+import { deriveEarlySalt } from "../../lib/wire/key_schedule.ts";
 import { CloseCode } from "../../lib/wire/protocol.ts";
 import { startTestServer } from "../fixtures/server_fixture.ts";
 import { seededBytes } from "../helpers.ts";
@@ -160,4 +161,13 @@ Deno.test("watchKeyRing() picks up a revocation from the file and closes that ke
     changed: 0,
   });
   await assert.rejects(alice.send("late"), ClosedError);
+});
+
+Deno.test("KeyRing.earlySalt() holds the salt of every key and of the decoy, old and new", () => {
+  const ring = new KeyRing([ALICE]);
+  assert.deepEqual(ring.earlySalt(ALICE.psk), deriveEarlySalt(ALICE.psk));
+  assert.deepEqual(ring.earlySalt(ring.decoy), deriveEarlySalt(ring.decoy));
+  ring.replace([ALICE, BOB]);
+  assert.deepEqual(ring.earlySalt(BOB.psk), deriveEarlySalt(BOB.psk));
+  assert.notDeepEqual(ring.earlySalt(ALICE.psk), ring.earlySalt(BOB.psk));
 });
