@@ -318,11 +318,7 @@ async function handleConnection(
     key: start.key,
     remoteAddr: origin.remoteAddr,
   };
-  return runSession(start.channel, session, ctx)
-    .finally(() => {
-      sessionHold();
-      ctx.gate.release({ established: true });
-    });
+  return runSession(start.channel, session, ctx).finally(sessionHold);
 }
 
 /**
@@ -419,8 +415,9 @@ function isFailureFlight(bytes: Uint8Array): boolean {
 /**
  * Counts a new session against its user's and source's caps.
  *
- * @returns A function that uncounts it, or `null` if a cap is reached (the
- *   client was then closed with `tooManySessions`).
+ * @returns A function that uncounts it and releases its connection's
+ *   place at the gate (one closure per idle connection, not two), or `null`
+ *   if a cap is reached (the client was then closed with `tooManySessions`).
  */
 function holdSession(
   start: { channel: Channel; user: string | null },
@@ -460,6 +457,7 @@ function holdSession(
   return () => {
     if (user !== null) ctx.sessionsByUser.release(user);
     if (bySource) ctx.sessionsBySource.release(who.address);
+    ctx.gate.release({ established: true });
   };
 }
 
