@@ -233,15 +233,22 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   const accepting = acceptLoop(listener, (conn) => {
     const id = ++nextId;
     // Observed here, so no failure (not even the logger's) goes unhandled.
-    const task = handleConnection(conn, id, ctx).catch((error) => {
-      ctx.logger.log({
-        event: "error",
-        conn: id,
-        detail: describeError(error),
-      });
-    });
+    // One link, not a catch and a finally: each costs every idle
+    // connection its promise and closures (bench: idle memory).
+    const task: Promise<void> = handleConnection(conn, id, ctx).then(
+      () => {
+        tasks.delete(task);
+      },
+      (error) => {
+        tasks.delete(task);
+        ctx.logger.log({
+          event: "error",
+          conn: id,
+          detail: describeError(error),
+        });
+      },
+    );
     tasks.add(task);
-    task.finally(() => tasks.delete(task));
   }, { logger: ctx.logger, stopping: () => ctx.shuttingDown });
   const finished = Promise.withResolvers<void>();
   let stopping: Promise<void> | null = null;
@@ -303,12 +310,15 @@ async function handleConnection(
   }
   // Returned, not awaited, so this frame ends here: idle read path
   // (framing.ts).
-  const session = { id, peer, user: start.user, conn, key: start.key, origin };
-  return runSession(start.channel, session, ctx)
-    .finally(() => {
-      sessionHold();
-      ctx.gate.release({ established: true });
-    });
+  const session = {
+    id,
+    peer,
+    user: start.user,
+    conn,
+    key: start.key,
+    remoteAddr: origin.remoteAddr,
+  };
+  return runSession(start.channel, session, ctx).finally(sessionHold);
 }
 
 /**
@@ -409,8 +419,9 @@ function isFailureFlight(bytes: Uint8Array): boolean {
 /**
  * Counts a new session against its user's and source's caps.
  *
- * @returns A function that uncounts it, or `null` if a cap is reached (the
- *   client was then closed with `tooManySessions`).
+ * @returns A function that uncounts it and releases its connection's
+ *   place at the gate (one closure per idle connection, not two), or `null`
+ *   if a cap is reached (the client was then closed with `tooManySessions`).
  */
 function holdSession(
   start: { channel: Channel; user: string | null },
@@ -450,6 +461,7 @@ function holdSession(
   return () => {
     if (user !== null) ctx.sessionsByUser.release(user);
     if (bySource) ctx.sessionsBySource.release(who.address);
+    ctx.gate.release({ established: true });
   };
 }
 
@@ -488,37 +500,52 @@ export function enforceQueueBudget(
   return closed;
 }
 
-async function runSession(
+/** Who a running session is, for its logs and its key checks. */
+interface SessionPeer {
+  id: number;
+  peer: string;
+  user: string | null;
+  conn: Deno.TcpConn;
+  key: KeyEntry;
+  remoteAddr: Deno.NetAddr;
+}
+
+/**
+ * A tunnel or a message session, until it closes. A promise chain, not an
+ * async function: idle read path (framing.ts).
+ */
+function runSession(
   channel: Channel,
-  who: {
-    id: number;
-    peer: string;
-    user: string | null;
-    conn: Deno.TcpConn;
-    key: KeyEntry;
-    origin: Origin;
-  },
+  who: SessionPeer,
   ctx: Context,
 ): Promise<void> {
-  if (ctx.forwardTargets.size > 0) {
-    const caller = {
-      ...who,
-      keyId: who.key.id,
-      remoteAddr: who.origin.remoteAddr,
-      keyHeld: () => ctx.keys.holds(who.key),
-    };
-    const forward = {
-      ...ctx,
-      connectTimeoutMs: ctx.options.loginTimeoutMs,
-      maxRecordBytes: ctx.options.maxMessageBytes + RECORD_OVERHEAD_BYTES,
-    };
-    if (await serveStreamsIfAsked(channel, caller, forward)) return;
-  }
+  if (ctx.forwardTargets.size === 0) return runMessages(channel, who, ctx);
+  const caller = {
+    ...who,
+    keyId: who.key.id,
+    keyHeld: () => ctx.keys.holds(who.key),
+  };
+  const forward = {
+    ...ctx,
+    connectTimeoutMs: ctx.options.loginTimeoutMs,
+    maxRecordBytes: ctx.options.maxMessageBytes + RECORD_OVERHEAD_BYTES,
+  };
+  return serveStreamsIfAsked(channel, caller, forward).then((served) =>
+    served ? undefined : runMessages(channel, who, ctx)
+  );
+}
+
+/** A message session: the handler, then the close and its log line. */
+function runMessages(
+  channel: Channel,
+  who: SessionPeer,
+  ctx: Context,
+): Promise<void> {
   const session = new Session(channel, {
     id: who.id,
     user: who.user,
     keyId: who.key.id,
-    remoteAddr: who.origin.remoteAddr,
+    remoteAddr: who.remoteAddr,
     maxQueueBytes: ctx.options.maxQueueBytes,
     maxMessageBytes: ctx.options.maxMessageBytes,
   });
@@ -528,21 +555,37 @@ async function runSession(
   } else if (!ctx.keys.holds(who.key)) {
     session.close(CloseCode.keyRevoked, "key revoked"); // during login
   }
+  let handled: Promise<void>;
   try {
-    await ctx.handler(session);
+    handled = Promise.resolve(ctx.handler(session));
   } catch (error) {
-    ctx.logger.log({
-      event: "error",
-      conn: who.id,
-      peer: who.peer,
-      key: who.key.id,
-      detail: `handler failed: ${describeError(error)}`,
-    });
-    // The message in hand was not handled: close without confirming it.
-    session.close(CloseCode.handlerError, "handler error", {
-      immediately: true,
-    });
+    handled = Promise.reject(error);
   }
+  return handled.then(
+    () => endSession(session, who, ctx),
+    (error) => {
+      ctx.logger.log({
+        event: "error",
+        conn: who.id,
+        peer: who.peer,
+        key: who.key.id,
+        detail: `handler failed: ${describeError(error)}`,
+      });
+      // The message in hand was not handled: close without confirming it.
+      session.close(CloseCode.handlerError, "handler error", {
+        immediately: true,
+      });
+      return endSession(session, who, ctx);
+    },
+  );
+}
+
+/** Closes a session whose handler is done, and logs why it closed. */
+async function endSession(
+  session: Session,
+  who: SessionPeer,
+  ctx: Context,
+): Promise<void> {
   await settleSession(session);
   ctx.sessions.delete(session);
   const end = session.end;

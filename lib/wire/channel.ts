@@ -76,11 +76,13 @@ const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
  */
 export class Channel {
   #framed: FramedConn;
+  // Views into one buffer (see the constructor): an ArrayBuffer each cost
+  // every idle connection ~0.3 KiB (bench: idle memory).
   #sendKey: Uint8Array;
   #receiveKey: Uint8Array;
-  #sendNonce = new Uint8Array(RECORD_NONCE_BYTES);
-  #receiveNonce = new Uint8Array(RECORD_NONCE_BYTES);
-  #receiveHeader = new Uint8Array(FRAME_HEADER_BYTES);
+  #sendNonce: Uint8Array;
+  #receiveNonce: Uint8Array;
+  #receiveHeader: Uint8Array;
   #sendCounter = 0;
   #receiveCounter = 0;
   #maxRecordBytes: number;
@@ -106,8 +108,22 @@ export class Channel {
       beforeFlush: () => this.#sealOutbox(),
     });
     const client = options.role === "client";
-    this.#sendKey = client ? keys.clientToServer : keys.serverToClient;
-    this.#receiveKey = client ? keys.serverToClient : keys.clientToServer;
+    const sendKey = client ? keys.clientToServer : keys.serverToClient;
+    const receiveKey = client ? keys.serverToClient : keys.clientToServer;
+    // Copied, so the handshake's buffers are released.
+    const state = new Uint8Array(
+      sendKey.length + receiveKey.length + 2 * RECORD_NONCE_BYTES +
+        FRAME_HEADER_BYTES,
+    );
+    let offset = 0;
+    const take = (length: number) => state.subarray(offset, offset += length);
+    this.#sendKey = take(sendKey.length);
+    this.#sendKey.set(sendKey);
+    this.#receiveKey = take(receiveKey.length);
+    this.#receiveKey.set(receiveKey);
+    this.#sendNonce = take(RECORD_NONCE_BYTES);
+    this.#receiveNonce = take(RECORD_NONCE_BYTES);
+    this.#receiveHeader = take(FRAME_HEADER_BYTES);
     this.#maxRecordBytes = options.maxRecordBytes ?? MAX_PREAUTH_FRAME_BYTES;
   }
 
