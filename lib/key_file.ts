@@ -232,7 +232,13 @@ export async function replaceKeyFileText(
   path: string,
   text: string,
 ): Promise<void> {
-  await replaceKeyFile(path, text);
+  await updateFileAtomically(path, () => utf8(text), {
+    what: "key file",
+    newFileMode: KEY_FILE_MODE,
+    keepMode: false,
+    tempPrefix: ".doorman-key-",
+    lock: false,
+  });
 }
 
 /**
@@ -323,7 +329,7 @@ export async function writeNewKeyFile(
   options: { force?: boolean } = {},
 ): Promise<void> {
   if (options.force) {
-    await replaceKeyFile(path, newKeyText());
+    await replaceKeyFileText(path, newKeyText());
   } else if (!await createKeyFile(path)) {
     throw new Error(
       `Cannot write key file ${
@@ -377,17 +383,6 @@ function createKeyFile(path: string): Promise<boolean> {
   return createFileExclusively(path, utf8(newKeyText()), {
     what: "key file",
     mode: KEY_FILE_MODE,
-  });
-}
-
-/** Replaces `path` atomically with `text`, mode 0600 (no lock file). */
-async function replaceKeyFile(path: string, text: string): Promise<void> {
-  await updateFileAtomically(path, () => utf8(text), {
-    what: "key file",
-    newFileMode: KEY_FILE_MODE,
-    keepMode: false,
-    tempPrefix: ".doorman-key-",
-    lock: false,
   });
 }
 

@@ -23,11 +23,11 @@
 
 import { dirname, resolve } from "node:path";
 import { UsageError } from "../errors.ts";
-import { resolvePsk } from "../key_file.ts";
 import { type CommandIo, listenToSignals } from "./command_io.ts";
 import { parseHostPort } from "../server/address.ts";
 import { type MaxStartups, parseMaxStartups } from "../server/startups.ts";
 import { positiveInteger } from "./flags.ts";
+import { findKey } from "./key_source.ts";
 import { configPath } from "./serve_config.ts";
 
 /** What the parent needs from the parsed flags. */
@@ -88,10 +88,11 @@ export async function runWorkersIfAsked(
     metrics: values.metrics === undefined ? undefined : String(values.metrics),
     files,
   };
-  const key = await resolvePsk({
+  // The same key check as serve's, once, before any worker starts.
+  const key = await findKey(context.io, {
     keyFile: typeof keyFile === "string" ? keyFile : undefined,
-    env: context.io.env,
     createIfMissing: true,
+    strictMode: true,
   });
   if (key.created) {
     context.io.stderr(

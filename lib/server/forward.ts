@@ -72,7 +72,7 @@ export interface StreamCaller {
   readonly id: number;
   readonly peer: string;
   readonly user: string | null;
-  /** The id of the key the client proved, once the server tracks one. */
+  /** The id of the key the client proved. */
   readonly keyId: string | null;
   readonly remoteAddr: Deno.NetAddr;
   /**
@@ -80,18 +80,6 @@ export interface StreamCaller {
    * while the client logged in is closed at once, as for a message session.
    */
   readonly keyHeld?: () => boolean;
-}
-
-/**
- * The key id of an authenticated connection, if the server knows one (the
- * key ring adds `keyId`); the only place tunnels look for it.
- *
- * @param start What authentication returned.
- * @returns The key id, or `null`.
- */
-export function keyIdOf(start: object): string | null {
-  const keyId = (start as { keyId?: unknown }).keyId;
-  return typeof keyId === "string" ? keyId : null;
 }
 
 /**

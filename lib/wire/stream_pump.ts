@@ -179,11 +179,7 @@ async function socketToChannel(
     try {
       count = await socket.read(buffer);
     } catch (error) {
-      pump.fail({
-        outcome: "aborted",
-        reason: `${pump.options.label} ${resetWord(error)}`,
-        code: CloseCode.streamAborted,
-      });
+      pump.fail(localSocketFailed(pump.options.label, error));
       return;
     }
     try {
@@ -278,11 +274,7 @@ async function channelToSocket(
       await writeAll(socket, record.body);
       pump.counts.received += record.body.length;
     } catch (error) {
-      pump.fail({
-        outcome: "aborted",
-        reason: `${pump.options.label} ${resetWord(error)}`,
-        code: CloseCode.streamAborted,
-      });
+      pump.fail(localSocketFailed(pump.options.label, error));
       return;
     }
   }
@@ -294,6 +286,15 @@ function closeSocket(socket: StreamSocket): void {
   } catch {
     // Already closed.
   }
+}
+
+/** The local socket failed mid-stream: the stream aborts. */
+function localSocketFailed(label: string, error: unknown) {
+  return {
+    outcome: "aborted" as const,
+    reason: `${label} ${resetWord(error)}`,
+    code: CloseCode.streamAborted,
+  };
 }
 
 function resetWord(error: unknown): string {
