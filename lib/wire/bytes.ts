@@ -21,16 +21,29 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Writes `value` as a 32-bit big-endian unsigned integer at `offset`. */
+/**
+ * Writes `value` as a 32-bit big-endian unsigned integer at `offset` (byte
+ * by byte: a DataView per call showed in every per-message profile).
+ */
 export function writeUint32(target: Uint8Array, offset: number, value: number) {
-  new DataView(target.buffer, target.byteOffset, target.byteLength)
-    .setUint32(offset, value);
+  checkRoom(target, offset);
+  target[offset] = value >>> 24;
+  target[offset + 1] = (value >>> 16) & 0xff;
+  target[offset + 2] = (value >>> 8) & 0xff;
+  target[offset + 3] = value & 0xff;
 }
 
 /** Reads a 32-bit big-endian unsigned integer at `offset`. */
 export function readUint32(source: Uint8Array, offset: number): number {
-  return new DataView(source.buffer, source.byteOffset, source.byteLength)
-    .getUint32(offset);
+  checkRoom(source, offset);
+  return ((source[offset] << 24) | (source[offset + 1] << 16) |
+    (source[offset + 2] << 8) | source[offset + 3]) >>> 0;
+}
+
+function checkRoom(bytes: Uint8Array, offset: number): void {
+  if (!(offset >= 0 && offset + 4 <= bytes.length)) {
+    throw new RangeError(`Offset ${offset} is outside the bytes`);
+  }
 }
 
 /** Lower-case hex of `bytes`. */

@@ -11,13 +11,19 @@
  * @module
  */
 
-import { concatBytes, fromUtf8, utf8 } from "./bytes.ts";
+import { fromUtf8, utf8 } from "./bytes.ts";
 import { open, sealInto } from "./crypto.ts";
 import { ClosedError, KeyRejectedError, ProtocolError } from "../errors.ts";
 import { settlesBefore, timeoutSignal } from "./deadline.ts";
 import { FrameWriter } from "./framing.ts";
 import type { FramedConn } from "./framing.ts";
 import type { SessionKeys } from "./key_schedule.ts";
+import {
+  BATCH_ENTRY_HEADER,
+  MAX_BATCH_RECORD_BYTES,
+  MAX_BATCHED_RECORD,
+  Outbox,
+} from "./outbox.ts";
 import { CLOSE_FLUSH_TIMEOUT_MS } from "./messages.ts";
 import {
   type CloseCodeValue,
@@ -60,13 +66,7 @@ export interface ChannelOptions {
   maxRecordBytes?: number;
 }
 
-/** Most plaintext bytes of one batch record (docs/PROTOCOL.md). */
-const MAX_BATCH_PLAINTEXT = 16 * 1024;
-/** Every receiver accepts a batch record this big once login is over. */
-export const MAX_BATCH_RECORD_BYTES = MAX_BATCH_PLAINTEXT + TAG_BYTES;
-const BATCH_ENTRY_HEADER = 2;
-// Shared, never written: `#outbox` is replaced before its first push.
-const NO_PARTS: Uint8Array[][] = [];
+export { MAX_BATCH_RECORD_BYTES } from "./outbox.ts";
 
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
 
@@ -87,11 +87,8 @@ export class Channel {
   #receiveCounter = 0;
   #maxRecordBytes: number;
   #writer: FrameWriter;
-  // Records held back to be sealed together at the next flush (batching);
-  // the arrays are shared empty ones until used, so an idle connection
-  // pays for none (bench: idle memory).
-  #outbox: Uint8Array[][] = NO_PARTS;
-  #outboxBytes = 0;
+  // After login, records held back to be sealed together at the next flush.
+  #outbox = new Outbox();
   #batching = false;
   // The body of the batch being handed out, and where its next record
   // starts: records are cut one per receive(), so a batch of 5,000 tiny
@@ -134,15 +131,15 @@ export class Channel {
 
   /** Sealed bytes waiting to be written. */
   get queuedBytes(): number {
-    return this.#writer.queuedBytes + this.#outboxBytes;
+    return this.#writer.queuedBytes + this.#outbox.bytes;
   }
 
   /**
    * Sets the largest record accepted from now on, once login is over (or
    * the handshake, on a server without users). It never goes below
-   * {@link MAX_BATCH_RECORD_BYTES}, and from now on records queued while a
-   * write is pending leave sealed together as one batch record: both peers
-   * accept batches after login (docs/PROTOCOL.md).
+   * {@link MAX_BATCH_RECORD_BYTES}, and from now on records are held until
+   * the next write and leave sealed together as one batch record: both
+   * peers accept batches after login (docs/PROTOCOL.md).
    */
   set maxRecordBytes(bytes: number) {
     this.#maxRecordBytes = Math.max(bytes, MAX_BATCH_RECORD_BYTES);
@@ -234,10 +231,11 @@ export class Channel {
   }
 
   /**
-   * Seals one record now and queues it for writing; records sealed in the
-   * same burst leave in one write. The plaintext is `kind` then `parts`.
-   * After login, a small record sent while a write is pending is copied and
-   * sealed in a batch at the next flush; a larger one is sealed at once.
+   * Queues one record, whose plaintext is `kind` then `parts`; records sent
+   * in the same burst leave in one write. Before login each is sealed at
+   * once. After login one that fits a batch is copied into the outbox and
+   * sealed with the others held there just before the write (one record, or
+   * one batch); a larger one is sealed at once, after those held before it.
    * Either way the caller may reuse `parts` as soon as this returns.
    *
    * @throws {ConnectionError} If an earlier write failed.
@@ -249,77 +247,67 @@ export class Channel {
     if (this.#sendCounter >= MAX_COUNTER) {
       throw new ProtocolError("Cannot send: record counter exhausted");
     }
-    let length = 1;
+    const kindPart = kindByte(kind);
+    let length = 0;
     for (const part of parts) length += part.length;
-    parts.unshift(kindByte(kind));
-    // The first record of a burst is sealed at once, as without batching;
-    // those that follow while it waits to leave are held and sealed
-    // together just before the write.
-    // Only records that fit a batch are held, as copies: a caller may reuse
-    // its buffer as soon as send() returns.
     if (
-      this.#batching && kind !== RecordKind.close && this.#writer.busy &&
-      length <= MAX_BATCH_PLAINTEXT
+      this.#batching && kind !== RecordKind.close &&
+      1 + length <= MAX_BATCHED_RECORD
     ) {
-      if (this.#outbox === NO_PARTS) this.#outbox = [];
-      this.#outbox.push([concatBytes(...parts)]);
-      this.#outboxBytes += length;
+      if (!this.#outbox.add(kind, parts, length)) {
+        this.#sealOutbox();
+        this.#outbox.add(kind, parts, length);
+      }
       this.#writer.wake();
       return;
     }
     this.#sealOutbox();
-    this.#seal(parts, length);
+    parts.unshift(kindPart);
+    const frame = new Uint8Array(FRAME_HEADER_BYTES + 1 + length + TAG_BYTES);
+    this.#sealAt(frame, 0, parts, 1 + length);
   }
 
-  /** Seals one record whose plaintext is the concatenation of `parts`. */
-  #seal(parts: Uint8Array[], plaintextLength: number): void {
+  /** Seals what the outbox holds, in place, as one record. */
+  #sealOutbox(): void {
+    const held = this.#outbox.take();
+    if (held === null) return;
+    const { buffer, start, end } = held;
+    const plaintextStart = start + FRAME_HEADER_BYTES;
+    this.#sealAt(
+      buffer,
+      start,
+      [buffer.subarray(plaintextStart, end)],
+      end - plaintextStart,
+    );
+  }
+
+  /**
+   * Seals the concatenation of `parts` into `buffer` as the frame starting
+   * at `start` (header, ciphertext, tag) and queues that frame. A part may
+   * be the very bytes it is sealed over.
+   */
+  #sealAt(
+    buffer: Uint8Array,
+    start: number,
+    parts: Uint8Array[],
+    plaintextLength: number,
+  ): void {
     const length = plaintextLength + TAG_BYTES;
-    const frame = new Uint8Array(FRAME_HEADER_BYTES + length);
-    const header = writeLength(frame.subarray(0, FRAME_HEADER_BYTES), length);
+    const header = writeLength(
+      buffer.subarray(start, start + FRAME_HEADER_BYTES),
+      length,
+    );
     sealInto(
       this.#sendKey,
       nextNonce(this.#sendNonce, this.#sendCounter++),
       parts,
       header,
-      frame,
-      FRAME_HEADER_BYTES,
+      buffer,
+      start + FRAME_HEADER_BYTES,
     );
-    this.#writer.write(frame);
-  }
-
-  /**
-   * Seals the records held back, in order: runs of small ones as one batch
-   * record each (up to 16 KiB of plaintext), others alone.
-   */
-  #sealOutbox(): void {
-    const outbox = this.#outbox;
-    if (outbox.length === 0) return;
-    this.#outbox = NO_PARTS;
-    this.#outboxBytes = 0;
-    let run: Uint8Array[][] = [];
-    let runBytes = 1;
-    const sealRun = () => {
-      if (run.length === 1) {
-        this.#seal(run[0], runBytes - 1 - BATCH_ENTRY_HEADER);
-      } else if (run.length > 1) {
-        this.#seal([encodeBatch(run, runBytes)], runBytes);
-      }
-      run = [];
-      runBytes = 1;
-    };
-    for (const parts of outbox) {
-      let length = 0;
-      for (const part of parts) length += part.length;
-      const entryBytes = BATCH_ENTRY_HEADER + length;
-      if (runBytes + entryBytes > MAX_BATCH_PLAINTEXT) sealRun();
-      if (1 + entryBytes > MAX_BATCH_PLAINTEXT) {
-        this.#seal(parts, length);
-      } else {
-        run.push(parts);
-        runBytes += entryBytes;
-      }
-    }
-    sealRun();
+    this.#writer.write(
+      buffer.subarray(start, start + FRAME_HEADER_BYTES + length),
+    );
   }
 
   /** Resolves once every queued record is written. */
@@ -353,8 +341,7 @@ export class Channel {
   /** Closes the connection at once, without a close record. */
   abort(): void {
     this.#closed = true;
-    this.#outbox = NO_PARTS;
-    this.#outboxBytes = 0;
+    this.#outbox.clear();
     try {
       this.#framed.conn.close();
     } catch {
@@ -409,28 +396,6 @@ function kindByte(kind: number): Uint8Array {
   const byte = KIND_BYTES[kind];
   if (!byte) throw new RangeError(`Cannot send record kind ${kind}`);
   return byte;
-}
-
-/**
- * A batch record's plaintext: the batch kind, then per record a u16 BE
- * length and that many bytes (its kind, then its body).
- */
-function encodeBatch(run: Uint8Array[][], length: number): Uint8Array {
-  const plaintext = new Uint8Array(length);
-  plaintext[0] = RecordKind.batch;
-  let offset = 1;
-  for (const parts of run) {
-    const start = offset;
-    offset += BATCH_ENTRY_HEADER;
-    for (const part of parts) {
-      plaintext.set(part, offset);
-      offset += part.length;
-    }
-    const entry = offset - start - BATCH_ENTRY_HEADER;
-    plaintext[start] = entry >>> 8;
-    plaintext[start + 1] = entry & 0xff;
-  }
-  return plaintext;
 }
 
 /**

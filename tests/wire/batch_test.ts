@@ -96,12 +96,10 @@ async function burst(
   return bytes();
 }
 
-Deno.test("Channel.send() after login seals a burst as one record then one batch, received in order", async () => {
+Deno.test("Channel.send() after login seals a burst as one batch record, received in order", async () => {
   const wire = await burst(50, 64, { loggedIn: true });
-  // The first record leaves alone; the 49 queued behind it as one batch.
   const lengths = frameLengths(wire);
-  assert.equal(lengths.length, 2);
-  assert.equal(lengths[1], 1 + 49 * (2 + 1 + 4 + 64) + 16);
+  assert.deepEqual(lengths, [1 + 50 * (2 + 1 + 4 + 64) + 16]);
   const channel = receiver(wire, { loggedIn: true });
   for (let id = 1; id <= 50; id++) {
     const record = await channel.receive();
@@ -112,6 +110,15 @@ Deno.test("Channel.send() after login seals a burst as one record then one batch
     );
   }
   await assert.rejects(channel.receive()); // the stream ends, no close
+});
+
+Deno.test("Channel.send() after login sends a lone record of a burst as an ordinary record", async () => {
+  const wire = await burst(1, 64, { loggedIn: true });
+  assert.deepEqual(frameLengths(wire), [1 + 4 + 64 + 16]);
+  const channel = receiver(wire, { loggedIn: false });
+  const record = await channel.receive();
+  assert.equal(record?.kind, RecordKind.message);
+  assert.deepEqual(record?.body, concatBytes(idBytes(1), seededBytes(1, 64)));
 });
 
 Deno.test("Channel.send() before login never batches", async () => {
@@ -144,7 +151,6 @@ Deno.test("Channel.send() keeps each batch within 16 KiB and large records alone
 Deno.test("Channel.receive() refuses a batch record before login", async () => {
   const wire = await burst(3, 8, { loggedIn: true });
   const channel = receiver(wire, { loggedIn: false });
-  await channel.receive(); // the first record, alone
   await assert.rejects(channel.receive(), ProtocolError);
 });
 
@@ -176,11 +182,10 @@ Deno.test("Channel.receive() rejects malformed batch records", async () => {
 
 Deno.test("Channel.receive() rejects a batch record with a flipped bit", async () => {
   const wire = await burst(5, 16, { loggedIn: true });
-  const lengths = frameLengths(wire);
+  assert.equal(frameLengths(wire).length, 1);
   const flipped = wire.slice();
-  flipped[4 + lengths[0] + 4 + 10] ^= 1; // inside the batch's ciphertext
+  flipped[4 + 10] ^= 1; // inside the batch's ciphertext
   const channel = receiver(flipped, { loggedIn: true });
-  await channel.receive();
   await assert.rejects(channel.receive(), ProtocolError);
 });
 
@@ -201,7 +206,9 @@ Deno.test("Channel.send() matches the batch test vector of docs/PROTOCOL.md", as
   const channel = openChannel({ conn, reader }, keys, { role: "client" });
   channel.maxRecordBytes = AFTER_LOGIN_LIMIT;
   const text = new TextEncoder();
+  // Record 0 leaves alone; records 1 and 2, sent in one burst, as batch 1.
   channel.send(RecordKind.message, idBytes(9), text.encode("z"));
+  await channel.flushed();
   channel.send(RecordKind.message, idBytes(1), text.encode("a"));
   channel.send(RecordKind.message, idBytes(2), text.encode("bc"));
   await channel.flushed();
@@ -219,7 +226,7 @@ Deno.test("Channel.send() after login owns what it was given: a caller reusing i
   const { channel, bytes } = sender({ loggedIn: true });
   const small = new Uint8Array(64);
   const large = new Uint8Array(MAX_BATCH_RECORD_BYTES * 2);
-  // The first send starts a write; the ones after it are held behind it.
+  // Small records are held until the write, large ones sealed at once.
   for (let round = 1; round <= 3; round++) {
     small.fill(round);
     channel.send(RecordKind.message, idBytes(round), small);
