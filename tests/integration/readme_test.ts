@@ -17,6 +17,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { tempDir } from "../helpers.ts";
 import { skipWithout } from "../fixtures/external_fixture.ts";
+import { childEnv } from "./server_process.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const BLOCK_TIMEOUT_MS = 180_000; // a safety net on a slow machine
@@ -131,12 +132,12 @@ Deno.test({
       await Deno.mkdir(dirname(copy.join(file)), { recursive: true });
       await Deno.copyFile(join(REPO, file), copy.join(file));
     }
-    const env = {
+    const env = childEnv({
       HOME: home.path,
       PATH: `${dirname(Deno.execPath())}:/usr/local/bin:/usr/bin:/bin`,
       DENO_DIR: await denoDir(),
       NO_COLOR: "1",
-    };
+    });
     let stdout = "";
     for (const block of blocks) {
       if (block.file !== undefined) {

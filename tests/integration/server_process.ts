@@ -36,8 +36,18 @@ const SCRIPTS: Record<Program, string> = {
 /** Safety net only: no assertion depends on it. */
 export const SAFETY_TIMEOUT_MS = 60_000;
 const LISTENING_REGEXP = /^listening on (\S+):(\d+)$/;
-/** Variables the child processes keep; everything else is cleared. */
-const PASSED_ENV = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"];
+/**
+ * What a child keeps of ours (everything else is cleared): where Deno lives and caches, and how it trusts
+ * and reaches the npm registry (a child `deno install` may download; this
+ * network re-signs TLS, and Deno reads the extra roots from these).
+ */
+const PASSED_ENV = [
+  ...["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"],
+  ...["DENO_CERT", "DENO_TLS_CA_STORE", "NODE_EXTRA_CA_CERTS"],
+  ...["SSL_CERT_FILE", "SSL_CERT_DIR", "NPM_CONFIG_REGISTRY"],
+  ...["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"],
+  ...["https_proxy", "http_proxy", "no_proxy"],
+];
 
 /** A finished child process. */
 export interface ProcessResult {
