@@ -138,6 +138,13 @@ export function settleSession(session: Session): Promise<void> {
   return settle(session);
 }
 
+/** When this module loaded: sessions keep times relative to it. */
+const CLOCK_START = Date.now();
+/** Milliseconds since {@link CLOCK_START}. */
+function clock(): number {
+  return Date.now() - CLOCK_START;
+}
+
 /** Outgoing bytes past which reading waits for the client to catch up. */
 const READ_PAUSE_BYTES = 256 * 1024;
 const decoder = new TextDecoder();
@@ -179,9 +186,11 @@ export class Session implements AsyncIterable<IncomingMessage> {
   #receiving = false;
   // The read in progress, if any: a second next() waits for it.
   #reading: Promise<IteratorResult<IncomingMessage>> | null = null;
-  #lastActivity = Date.now();
+  // Milliseconds since CLOCK_START, not since 1970: small integers stay
+  // in the object, where Date.now() values are boxed (bench: idle memory).
+  #lastActivity = clock();
   #heardAt = this.#lastActivity;
-  #pingedAt = 0;
+  #pingedAt = 0; // a Date.now() timestamp; 0 until the first ping
   // Made on first use: idle read path (framing.ts).
   #closed: PromiseWithResolvers<void> | null = null;
   #isClosed = false;
@@ -210,7 +219,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
    * @returns A `Date.now()` timestamp.
    */
   get lastActivity(): number {
-    return this.#lastActivity;
+    return CLOCK_START + this.#lastActivity;
   }
 
   /**
@@ -226,10 +235,11 @@ export class Session implements AsyncIterable<IncomingMessage> {
     if (this.#end) return;
     // Not reading (the handler holds a message, or never iterates): the
     // client cannot be heard, so it is not judged.
-    if (!this.#receiving) this.#heardAt = now;
-    if (now - this.#heardAt < intervalMs) return; // the common case, no garbage
-    const clock = { heardAt: this.#heardAt, pingedAt: this.#pingedAt };
-    const verdict = livenessVerdict(clock, { now, intervalMs });
+    if (!this.#receiving) this.#heardAt = now - CLOCK_START;
+    const heardAt = CLOCK_START + this.#heardAt;
+    if (now - heardAt < intervalMs) return; // the common case, no garbage
+    const times = { heardAt, pingedAt: this.#pingedAt };
+    const verdict = livenessVerdict(times, { now, intervalMs });
     if (verdict === "unresponsive") {
       this.#finish(CloseCode.peerUnresponsive, unresponsiveReason(intervalMs));
     } else if (verdict === "ping" && !this.#closing) {
@@ -404,7 +414,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
   ): IteratorResult<IncomingMessage> | null {
     this.#receiving = false;
     try {
-      this.#heardAt = Date.now();
+      this.#heardAt = clock();
       if (record !== null && answerLiveness(this.#channel, record)) {
         return null;
       }
@@ -512,7 +522,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
     }
     try {
       this.#channel.send(kind, ...parts);
-      this.#lastActivity = Date.now();
+      this.#lastActivity = clock();
       return true;
     } catch (error) {
       this.#fail(error);
