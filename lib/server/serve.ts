@@ -43,7 +43,8 @@ import { resolveServeOptions, type ServeOptions } from "./serve_options.ts";
 import { Session, settleSession } from "./session.ts";
 import { KeyRing } from "./key_ring.ts";
 import type { KeyEntry } from "../key_file.ts";
-import { type Origin, resolveOrigin } from "./origin.ts";
+import { type Origin, peerOf, resolveOrigin } from "./origin.ts";
+import { TaskCount } from "./task_count.ts";
 import { KeyedCounter, KeyedSlots, parseMaxStartups } from "./startups.ts";
 import { type ClosableSession, serveStreamsIfAsked } from "./forward.ts";
 import type { ForwardTargets } from "./forward_targets.ts";
@@ -110,6 +111,8 @@ interface Context extends AdmissionContext {
   readonly sessions: Set<ClosableSession>;
   readonly forwardTargets: ForwardTargets;
   readonly starting: Set<Deno.Conn>;
+  /** Connections being handled, from accept to their last log line. */
+  readonly running: TaskCount;
   readonly proxyFrom: ReturnType<typeof parseAddressList> | null;
 }
 
@@ -190,6 +193,7 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     sessions: new Set(),
     forwardTargets: options.forwardTargets ?? new Map(),
     starting: new Set(),
+    running: new TaskCount(),
     shuttingDown: false,
     shutdownSignal: stopped.signal,
     proxyFrom: settings.proxyProtocolFrom.length
@@ -208,7 +212,6 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     event: "listening",
     address: `${addr.hostname}:${addr.port}`,
   });
-  const tasks = new Set<Promise<void>>();
   const timer = startTimer(ctx);
   const stopRevoking = keys.onRevoked((ids) => {
     ctx.logger.log({ event: "keys_revoked", count: ids.size });
@@ -232,23 +235,16 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   let nextId = 0;
   const accepting = acceptLoop(listener, (conn) => {
     const id = ++nextId;
+    ctx.running.add();
     // Observed here, so no failure (not even the logger's) goes unhandled.
-    // One link, not a catch and a finally: each costs every idle
-    // connection its promise and closures (bench: idle memory).
-    const task: Promise<void> = handleConnection(conn, id, ctx).then(
-      () => {
-        tasks.delete(task);
-      },
-      (error) => {
-        tasks.delete(task);
-        ctx.logger.log({
-          event: "error",
-          conn: id,
-          detail: describeError(error),
-        });
-      },
-    );
-    tasks.add(task);
+    // It settles once the session runs (which then reports its own end,
+    // see endSession) or the connection has ended without one.
+    handleConnection(conn, id, ctx).then((running) => {
+      if (!running) ctx.running.done();
+    }, (error) => {
+      ctx.running.done();
+      logFailure(ctx, id, error);
+    });
   }, { logger: ctx.logger, stopping: () => ctx.shuttingDown });
   const finished = Promise.withResolvers<void>();
   let stopping: Promise<void> | null = null;
@@ -259,7 +255,6 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
     },
     shutdown: () =>
       stopping ??= shutdownServer(listener, ctx, {
-        tasks,
         accepting,
         timer,
         stopped,
@@ -272,12 +267,18 @@ export function serve(options: ServeOptions, handler: SessionHandler): Server {
   };
 }
 
-/** One connection's life, top to bottom, as the protocol reads. */
+/**
+ * One connection's life, top to bottom, as the protocol reads, up to its
+ * session: that runs on without this frame (idle read path, framing.ts).
+ *
+ * @returns Whether a session now runs (it reports its own end, see
+ *   {@link endSession}); `false` once the connection has ended.
+ */
 async function handleConnection(
   conn: Deno.TcpConn,
   id: number,
   ctx: Context,
-): Promise<void> {
+): Promise<boolean> {
   const origin = await resolveOrigin(conn, id, {
     proxyFrom: ctx.proxyFrom,
     filter: ctx.options.addressFilter,
@@ -286,11 +287,11 @@ async function handleConnection(
     logger: ctx.logger,
     refuse: (conn, who, refusal) => refuse(conn, who, refusal, ctx),
   });
-  if (!origin) return;
+  if (!origin) return false;
   const { peer, address } = origin;
   const who = { id, peer, address };
   const startup = admit(conn, who, ctx);
-  if (!startup) return;
+  if (!startup) return false;
   ctx.logger.log({ event: "accepted", conn: id, peer });
   conn.setNoDelay(true);
   ctx.starting.add(conn);
@@ -302,23 +303,20 @@ async function handleConnection(
     endStartup(startup, who, ctx);
     if (!start) ctx.gate.release({ established: true });
   }
-  if (!start) return;
-  const sessionHold = holdSession(start, who, ctx);
-  if (!sessionHold) {
+  if (!start) return false;
+  const source = ctx.exempt.matches(address) ? null : address;
+  if (!holdSession(start, who, source, ctx)) {
     ctx.gate.release({ established: true });
-    return;
+    return false;
   }
-  // Returned, not awaited, so this frame ends here: idle read path
-  // (framing.ts).
-  const session = {
+  runSession(start.channel, {
     id,
-    peer,
     user: start.user,
-    conn,
     key: start.key,
     remoteAddr: origin.remoteAddr,
-  };
-  return runSession(start.channel, session, ctx).finally(sessionHold);
+    source,
+  }, ctx);
+  return true;
 }
 
 /**
@@ -417,19 +415,19 @@ function isFailureFlight(bytes: Uint8Array): boolean {
 }
 
 /**
- * Counts a new session against its user's and source's caps.
+ * Counts a new session against its user's and (unless `source` is `null`,
+ * exempt) its source's caps; {@link releaseSession} uncounts it.
  *
- * @returns A function that uncounts it and releases its connection's
- *   place at the gate (one closure per idle connection, not two), or `null`
- *   if a cap is reached (the client was then closed with `tooManySessions`).
+ * @returns `false` if a cap is reached (the client was then closed with
+ *   `tooManySessions`).
  */
 function holdSession(
   start: { channel: Channel; user: string | null },
   who: Peer,
+  source: string | null,
   ctx: Context,
-): (() => void) | null {
+): boolean {
   const { user, channel } = start;
-  const bySource = !ctx.exempt.matches(who.address);
   let reason = "";
   if (
     user !== null &&
@@ -437,9 +435,8 @@ function holdSession(
   ) {
     reason = `max sessions per user (${ctx.options.maxSessionsPerUser})`;
   } else if (
-    bySource &&
-    ctx.sessionsBySource.count(who.address) >=
-      ctx.options.maxSessionsPerSource
+    source !== null &&
+    ctx.sessionsBySource.count(source) >= ctx.options.maxSessionsPerSource
   ) {
     reason = `max sessions per source (${ctx.options.maxSessionsPerSource})`;
   }
@@ -454,15 +451,26 @@ function holdSession(
     channel.close(CloseCode.tooManySessions, "too many sessions", {
       signal: AbortSignal.timeout(1000),
     }).catch(() => {});
-    return null;
+    return false;
   }
   if (user !== null) ctx.sessionsByUser.tryAcquire(user, Infinity);
-  if (bySource) ctx.sessionsBySource.tryAcquire(who.address, Infinity);
-  return () => {
-    if (user !== null) ctx.sessionsByUser.release(user);
-    if (bySource) ctx.sessionsBySource.release(who.address);
-    ctx.gate.release({ established: true });
-  };
+  if (source !== null) ctx.sessionsBySource.tryAcquire(source, Infinity);
+  return true;
+}
+
+/**
+ * Uncounts an ended session (see {@link holdSession}), frees its
+ * connection's place at the gate, and ends its task.
+ */
+function releaseSession(
+  user: string | null,
+  source: string | null,
+  ctx: Context,
+): void {
+  if (user !== null) ctx.sessionsByUser.release(user);
+  if (source !== null) ctx.sessionsBySource.release(source);
+  ctx.gate.release({ established: true });
+  ctx.running.done();
 }
 
 /**
@@ -500,28 +508,25 @@ export function enforceQueueBudget(
   return closed;
 }
 
-/** Who a running session is, for its logs and its key checks. */
+/** Who a session about to run is, for its logs and its key checks. */
 interface SessionPeer {
   id: number;
-  peer: string;
   user: string | null;
-  conn: Deno.TcpConn;
   key: KeyEntry;
   remoteAddr: Deno.NetAddr;
+  /** Its address as counted in the per-source caps; `null`: exempt. */
+  source: string | null;
 }
 
 /**
- * A tunnel or a message session, until it closes. A promise chain, not an
- * async function: idle read path (framing.ts).
+ * A tunnel or a message session, until it closes; either way its end is
+ * logged and the session released (see {@link releaseSession}).
  */
-function runSession(
-  channel: Channel,
-  who: SessionPeer,
-  ctx: Context,
-): Promise<void> {
+function runSession(channel: Channel, who: SessionPeer, ctx: Context): void {
   if (ctx.forwardTargets.size === 0) return runMessages(channel, who, ctx);
   const caller = {
     ...who,
+    peer: peerOf(who.remoteAddr),
     keyId: who.key.id,
     keyHeld: () => ctx.keys.holds(who.key),
   };
@@ -530,17 +535,21 @@ function runSession(
     connectTimeoutMs: ctx.options.loginTimeoutMs,
     maxRecordBytes: ctx.options.maxMessageBytes + RECORD_OVERHEAD_BYTES,
   };
-  return serveStreamsIfAsked(channel, caller, forward).then((served) =>
-    served ? undefined : runMessages(channel, who, ctx)
-  );
+  serveStreamsIfAsked(channel, caller, forward).then((served) => {
+    if (!served) return runMessages(channel, who, ctx);
+    releaseSession(who.user, who.source, ctx);
+  }, (error) => {
+    releaseSession(who.user, who.source, ctx);
+    logFailure(ctx, who.id, error);
+  });
 }
 
-/** A message session: the handler, then the close and its log line. */
-function runMessages(
-  channel: Channel,
-  who: SessionPeer,
-  ctx: Context,
-): Promise<void> {
+/**
+ * A message session: the handler, then the close, its log line and the
+ * release. One reaction to the handler waits on an idle connection, its
+ * two callbacks sharing one context of three (bench: idle memory).
+ */
+function runMessages(channel: Channel, who: SessionPeer, ctx: Context): void {
   const session = new Session(channel, {
     id: who.id,
     user: who.user,
@@ -561,44 +570,61 @@ function runMessages(
   } catch (error) {
     handled = Promise.reject(error);
   }
-  return handled.then(
-    () => endSession(session, who, ctx),
-    (error) => {
-      ctx.logger.log({
-        event: "error",
-        conn: who.id,
-        peer: who.peer,
-        key: who.key.id,
-        detail: `handler failed: ${describeError(error)}`,
-      });
-      // The message in hand was not handled: close without confirming it.
-      session.close(CloseCode.handlerError, "handler error", {
-        immediately: true,
-      });
-      return endSession(session, who, ctx);
-    },
+  const source = who.source;
+  handled.then(
+    () => endSession(session, source, ctx),
+    (error) => endSession(session, source, ctx, { error }),
   );
 }
 
-/** Closes a session whose handler is done, and logs why it closed. */
+/**
+ * Closes a session whose handler is done (or failed: logged, and closed
+ * without confirming the message in hand), logs why it closed, and
+ * releases it. Never rejects: a failure here is logged.
+ */
 async function endSession(
   session: Session,
-  who: SessionPeer,
+  source: string | null,
   ctx: Context,
+  failed?: { error: unknown },
 ): Promise<void> {
-  await settleSession(session);
-  ctx.sessions.delete(session);
-  const end = session.end;
-  ctx.logger.log({
-    event: "closed",
-    conn: who.id,
-    peer: who.peer,
-    user: who.user ?? undefined,
-    key: who.key.id,
-    reason: end?.error
-      ? `${end.reason}: ${describeError(end.error)}`
-      : end?.reason,
-  });
+  const peer = peerOf(session.remoteAddr);
+  try {
+    if (failed) {
+      ctx.logger.log({
+        event: "error",
+        conn: session.id,
+        peer,
+        key: session.keyId,
+        detail: `handler failed: ${describeError(failed.error)}`,
+      });
+      session.close(CloseCode.handlerError, "handler error", {
+        immediately: true,
+      });
+    }
+    await settleSession(session);
+    ctx.sessions.delete(session);
+    const end = session.end;
+    ctx.logger.log({
+      event: "closed",
+      conn: session.id,
+      peer,
+      user: session.user ?? undefined,
+      key: session.keyId,
+      reason: end?.error
+        ? `${end.reason}: ${describeError(end.error)}`
+        : end?.reason,
+    });
+  } catch (error) {
+    logFailure(ctx, session.id, error);
+  } finally {
+    releaseSession(session.user, source, ctx);
+  }
+}
+
+/** Logs a connection's unexpected failure (the guarded logger never throws). */
+function logFailure(ctx: Context, id: number, error: unknown): void {
+  ctx.logger.log({ event: "error", conn: id, detail: describeError(error) });
 }
 
 /**
@@ -664,7 +690,6 @@ async function shutdownServer(
   listener: Deno.Listener,
   ctx: Context,
   running: {
-    tasks: Set<Promise<void>>;
     accepting: Promise<void>;
     timer: ReturnType<typeof setInterval>;
     stopped: AbortController;
@@ -679,7 +704,7 @@ async function shutdownServer(
   for (const conn of ctx.refusing) closeQuietly(conn);
   const all = () => true;
   closeSessions(ctx, all, CloseCode.shuttingDown, "server shutting down");
-  const allClosed = Promise.all(running.tasks);
+  const allClosed = ctx.running.none();
   if (!(await settlesWithin(allClosed, ctx.options.shutdownTimeoutMs))) {
     closeSessions(ctx, all, CloseCode.shuttingDown, "server shutting down", {
       immediately: true,

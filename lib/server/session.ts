@@ -11,7 +11,7 @@
  */
 
 import { utf8 } from "../wire/bytes.ts";
-import type { Channel } from "../wire/channel.ts";
+import type { Channel, ChannelRecord } from "../wire/channel.ts";
 import { FrameTooLargeError, ProtocolError } from "../errors.ts";
 import {
   closeForError,
@@ -116,6 +116,14 @@ export interface SessionOptions {
 }
 
 let settle: (session: Session) => Promise<void>;
+let nextMessage: (
+  session: Session,
+) => Promise<IteratorResult<IncomingMessage>>;
+let replyTo: (
+  session: Session,
+  message: Message,
+  answer: string | Uint8Array,
+) => void;
 
 /**
  * What the server does once a session's handler has returned: confirms the
@@ -128,6 +136,13 @@ let settle: (session: Session) => Promise<void>;
  */
 export function settleSession(session: Session): Promise<void> {
   return settle(session);
+}
+
+/** When this module loaded: sessions keep times relative to it. */
+const CLOCK_START = Date.now();
+/** Milliseconds since {@link CLOCK_START}. */
+function clock(): number {
+  return Date.now() - CLOCK_START;
 }
 
 /** Outgoing bytes past which reading waits for the client to catch up. */
@@ -162,14 +177,20 @@ export class Session implements AsyncIterable<IncomingMessage> {
   #channel: Channel;
   #maxQueueBytes: number;
   #maxMessageBytes: number;
-  #current: { id: number; confirmed: boolean } | null = null;
+  // The message in hand, and whether it was replied to or acknowledged.
+  #current: Message | null = null;
+  #currentConfirmed = false;
   #nextId = FIRST_MESSAGE_ID;
   #end: SessionEnd | null = null;
   #closing: { code: CloseCodeValue; reason: string } | null = null;
   #receiving = false;
-  #lastActivity = Date.now();
+  // The read in progress, if any: a second next() waits for it.
+  #reading: Promise<IteratorResult<IncomingMessage>> | null = null;
+  // Milliseconds since CLOCK_START, not since 1970: small integers stay
+  // in the object, where Date.now() values are boxed (bench: idle memory).
+  #lastActivity = clock();
   #heardAt = this.#lastActivity;
-  #pingedAt = 0;
+  #pingedAt = 0; // a Date.now() timestamp; 0 until the first ping
   // Made on first use: idle read path (framing.ts).
   #closed: PromiseWithResolvers<void> | null = null;
   #isClosed = false;
@@ -198,7 +219,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
    * @returns A `Date.now()` timestamp.
    */
   get lastActivity(): number {
-    return this.#lastActivity;
+    return CLOCK_START + this.#lastActivity;
   }
 
   /**
@@ -214,10 +235,11 @@ export class Session implements AsyncIterable<IncomingMessage> {
     if (this.#end) return;
     // Not reading (the handler holds a message, or never iterates): the
     // client cannot be heard, so it is not judged.
-    if (!this.#receiving) this.#heardAt = now;
-    if (now - this.#heardAt < intervalMs) return; // the common case, no garbage
-    const clock = { heardAt: this.#heardAt, pingedAt: this.#pingedAt };
-    const verdict = livenessVerdict(clock, { now, intervalMs });
+    if (!this.#receiving) this.#heardAt = now - CLOCK_START;
+    const heardAt = CLOCK_START + this.#heardAt;
+    if (now - heardAt < intervalMs) return; // the common case, no garbage
+    const times = { heardAt, pingedAt: this.#pingedAt };
+    const verdict = livenessVerdict(times, { now, intervalMs });
     if (verdict === "unresponsive") {
       this.#finish(CloseCode.peerUnresponsive, unresponsiveReason(intervalMs));
     } else if (verdict === "ping" && !this.#closing) {
@@ -305,7 +327,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
     } else if (!this.#end && !this.#closing) {
       this.#closing = { code, reason };
       // Not inside a message: nothing to wait for.
-      if (this.#receiving || !this.#current || this.#current.confirmed) {
+      if (this.#receiving || !this.#current || this.#currentConfirmed) {
         this.#finish(code, reason);
       }
     }
@@ -334,41 +356,117 @@ export class Session implements AsyncIterable<IncomingMessage> {
    *
    * @returns An iterator of the client's messages.
    */
-  async *[Symbol.asyncIterator](): AsyncIterator<IncomingMessage> {
-    while (true) {
-      this.#confirmCurrent();
-      if (this.#closing) {
-        this.#finish(this.#closing.code, this.#closing.reason);
-      }
-      if (this.#end) return;
-      if (this.#channel.queuedBytes > READ_PAUSE_BYTES) {
-        await this.#channel.flushed().catch(() => {});
-        if (this.#end) return;
-      }
-      // Received inline, not in a helper: idle read path (framing.ts).
-      this.#receiving = true;
-      let message: IncomingMessage | null = null;
-      try {
-        const record = await this.#channel.receive();
-        this.#heardAt = Date.now();
-        if (record !== null && answerLiveness(this.#channel, record)) continue;
-        if (record === null) {
-          const info = this.#channel.closeInfo;
-          this.#finish(CloseCode.normal, info?.reason || "client closed");
-        } else if (record.kind !== RecordKind.message) {
-          throw new ProtocolError(`Unexpected record kind ${record.kind}`);
-        } else {
-          this.#lastActivity = this.#heardAt;
-          message = this.#accept(record.body);
-        }
-      } catch (error) {
-        if (!this.#end) this.#fail(error);
-      } finally {
-        this.#receiving = false;
-      }
-      if (!message) return;
-      yield message;
+  [Symbol.asyncIterator](): AsyncIterableIterator<IncomingMessage> {
+    return new MessageIterator(this);
+  }
+
+  static {
+    nextMessage = (session) => session.#next();
+  }
+
+  /**
+   * The next message, as an iterator result. A promise chain, not an async
+   * generator: idle read path (framing.ts). Called again before it settled,
+   * it waits for the read in progress, as a generator would.
+   */
+  #next(): Promise<IteratorResult<IncomingMessage>> {
+    if (this.#reading) {
+      const next = () => this.#next();
+      return this.#reading.then(next, next);
     }
+    const ready = this.#beforeReceive();
+    if (ready !== true) return ready;
+    return this.#reading = this.#receive();
+  }
+
+  /**
+   * Confirms the message in hand and checks that the session may read on.
+   *
+   * @returns `true` to read now, or what {@link #next} resolves with.
+   */
+  #beforeReceive(): true | Promise<IteratorResult<IncomingMessage>> {
+    this.#confirmCurrent();
+    if (this.#closing) this.#finish(this.#closing.code, this.#closing.reason);
+    if (this.#end) return Promise.resolve(this.#result(null));
+    if (this.#channel.queuedBytes > READ_PAUSE_BYTES) {
+      // A client not reading: wait for it before reading more.
+      return this.#reading = this.#channel.flushed().catch(() => {}).then(
+        () => this.#end ? this.#result(null) : this.#receive(),
+      );
+    }
+    return true;
+  }
+
+  #receive(): Promise<IteratorResult<IncomingMessage>> {
+    this.#receiving = true;
+    return this.#channel.receive().then(
+      (record) => this.#afterReceive(record) ?? this.#readPastLiveness(),
+      (error) => this.#receiveFailed(error),
+    );
+  }
+
+  /**
+   * What a record read means: a message, the end (`done`), or `null` after
+   * a ping or pong (answered): read again.
+   */
+  #afterReceive(
+    record: ChannelRecord | null,
+  ): IteratorResult<IncomingMessage> | null {
+    this.#receiving = false;
+    try {
+      this.#heardAt = clock();
+      if (record !== null && answerLiveness(this.#channel, record)) {
+        return null;
+      }
+      if (record === null) {
+        const info = this.#channel.closeInfo;
+        this.#finish(CloseCode.normal, info?.reason || "client closed");
+        return this.#result(null);
+      }
+      if (record.kind !== RecordKind.message) {
+        throw new ProtocolError(`Unexpected record kind ${record.kind}`);
+      }
+      this.#lastActivity = this.#heardAt;
+      return this.#result(this.#accept(record.body));
+    } catch (error) {
+      return this.#receiveFailed(error);
+    }
+  }
+
+  #receiveFailed(error: unknown): IteratorResult<IncomingMessage> {
+    this.#receiving = false;
+    if (!this.#end) this.#fail(error);
+    return this.#result(null);
+  }
+
+  /** A read's outcome: the message, or done once `null`. */
+  #result(message: IncomingMessage | null): IteratorResult<IncomingMessage> {
+    this.#reading = null;
+    return message ? { value: message, done: false } : doneResult();
+  }
+
+  /**
+   * Reads on after a ping or pong until a message or the end, in a loop of
+   * its own: returning `#next()` from the read's callback instead would
+   * link one more promise per ping to an idle connection's chain.
+   */
+  #readPastLiveness(): Promise<IteratorResult<IncomingMessage>> {
+    return new Promise((resolve) => {
+      const loop = (): void => {
+        const ready = this.#beforeReceive();
+        if (ready !== true) {
+          ready.then(resolve);
+          return;
+        }
+        this.#receiving = true;
+        this.#channel.receive().then((record) => {
+          const result = this.#afterReceive(record);
+          if (result === null) loop();
+          else resolve(result);
+        }, (error) => resolve(this.#receiveFailed(error)));
+      };
+      loop();
+    });
   }
 
   #accept(body: Uint8Array): IncomingMessage {
@@ -377,8 +475,9 @@ export class Session implements AsyncIterable<IncomingMessage> {
       throw new ProtocolError(`Message id ${id} out of order`);
     }
     this.#nextId = nextMessageId(id);
-    const current = { id, confirmed: false };
-    this.#current = current;
+    const message = new Message(this, id, data);
+    this.#current = message;
+    this.#currentConfirmed = false;
     // The record limit never goes below a batch record's size, so a small
     // maxMessageBytes is held here (docs/PROTOCOL.md).
     if (data.length > this.#maxMessageBytes) {
@@ -386,18 +485,17 @@ export class Session implements AsyncIterable<IncomingMessage> {
         `Message of ${data.length} bytes exceeds ${this.#maxMessageBytes}`,
       );
     }
-    return {
-      id,
-      data,
-      text: () => decoder.decode(data),
-      reply: (answer) => {
-        if (current.confirmed || this.#current !== current) {
-          throw new Error("Cannot reply: message already confirmed");
-        }
-        current.confirmed = true;
-        const bytes = typeof answer === "string" ? utf8(answer) : answer;
-        this.#enqueue(RecordKind.reply, encodeMessageId(id), bytes);
-      },
+    return message;
+  }
+
+  static {
+    replyTo = (session, message, answer) => {
+      if (session.#current !== message || session.#currentConfirmed) {
+        throw new Error("Cannot reply: message already confirmed");
+      }
+      session.#currentConfirmed = true;
+      const bytes = typeof answer === "string" ? utf8(answer) : answer;
+      session.#enqueue(RecordKind.reply, encodeMessageId(message.id), bytes);
     };
   }
 
@@ -405,8 +503,8 @@ export class Session implements AsyncIterable<IncomingMessage> {
     const current = this.#current;
     if (!current) return;
     this.#current = null;
-    if (!current.confirmed && !this.#end) {
-      current.confirmed = true;
+    if (!this.#currentConfirmed && !this.#end) {
+      this.#currentConfirmed = true;
       this.#enqueue(RecordKind.ack, encodeMessageId(current.id));
     }
   }
@@ -424,7 +522,7 @@ export class Session implements AsyncIterable<IncomingMessage> {
     }
     try {
       this.#channel.send(kind, ...parts);
-      this.#lastActivity = Date.now();
+      this.#lastActivity = clock();
       return true;
     } catch (error) {
       this.#fail(error);
@@ -467,4 +565,68 @@ export class Session implements AsyncIterable<IncomingMessage> {
     this.#isClosed = true;
     this.#closed?.resolve();
   }
+}
+
+/**
+ * One message handed to the handler. A class, not an object of closures:
+ * the handler may hold its last message while its connection is idle
+ * (bench: idle memory).
+ */
+class Message implements IncomingMessage {
+  readonly id: number;
+  readonly data: Uint8Array;
+  #session: Session;
+
+  constructor(session: Session, id: number, data: Uint8Array) {
+    this.#session = session;
+    this.id = id;
+    this.data = data;
+  }
+
+  text(): string {
+    return decoder.decode(this.data);
+  }
+
+  reply(answer: string | Uint8Array): void {
+    replyTo(this.#session, this, answer);
+  }
+}
+
+/**
+ * What `for await` iterates over a session: each `next()` is the session's
+ * promise chain, so no async generator frame waits on an idle connection
+ * (idle read path, framing.ts). Like a generator it stays done once
+ * returned.
+ */
+class MessageIterator implements AsyncIterableIterator<IncomingMessage> {
+  #session: Session | null;
+
+  constructor(session: Session) {
+    this.#session = session;
+  }
+
+  next(): Promise<IteratorResult<IncomingMessage>> {
+    const session = this.#session;
+    if (!session) return Promise.resolve(doneResult());
+    try {
+      return nextMessage(session);
+    } catch (error) {
+      this.#session = null;
+      return Promise.reject(error);
+    }
+  }
+
+  return(): Promise<IteratorResult<IncomingMessage>> {
+    this.#session = null;
+    return Promise.resolve(doneResult());
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+
+/** A fresh end-of-iteration result, as a generator gives. */
+function doneResult(): IteratorResult<IncomingMessage> {
+  return { value: undefined, done: true };
 }
