@@ -207,3 +207,16 @@ Deno.test("randomBytes() fills arrays beyond the 65536-byte getRandomValues limi
   }
   assert.notDeepEqual(randomBytes(32), randomBytes(32));
 });
+
+Deno.test("sealInto() and open() agree on both sides of the 2 KiB switch between the two AEAD implementations", () => {
+  const { key, nonce } = AEAD_CASE;
+  const aad = fromHex("00000810");
+  for (const size of [2047, 2048, 2049, 4096, 65536]) {
+    const plaintext = randomBytes(size);
+    const target = new Uint8Array(size + 16);
+    sealInto(key, nonce, [plaintext], aad, target, 0);
+    assert.deepEqual(open(key, nonce, target, aad), plaintext, `size ${size}`);
+    target[size - 1] ^= 1;
+    assert.equal(open(key, nonce, target, aad), null, `size ${size}`);
+  }
+});
