@@ -143,6 +143,7 @@ export function openSmall(
   tag: Uint8Array,
   aad: Uint8Array,
 ): Uint8Array | null {
+  if (tag.length !== TAG_BYTES) throw new RangeError("Small AEAD tag length");
   const length = ciphertext.length;
   const heap = stage(key, nonce, aad, ciphertext);
   heap.set(tag, TAG);

@@ -103,4 +103,8 @@ Deno.test("the small AEAD refuses what it was not built for instead of misusing 
     () => sealSmall(key, random(8), random(8), aad, target, 0),
     RangeError,
   );
+  assert.throws(
+    () => openSmall(key, nonce, random(8), random(8), aad),
+    RangeError,
+  );
 });
