@@ -59,6 +59,7 @@ interface Sodium {
 
 const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
+const NONCE_SLOT = 16; // the nonce's room in the scratch region, aligned
 const MAX_AAD_BYTES = 16;
 
 const sodium = await (instantiateSodium as unknown as () => Promise<Sodium>)();
@@ -67,10 +68,11 @@ if (sodium._sodium_init() < 0) throw new Error("libsodium failed to start");
 // One scratch region for every call (sealing and opening are synchronous):
 // key, nonce, associated data, tag, then the message. Zeroed after each use.
 const KEY = sodium._malloc(
-  KEY_BYTES + 16 + MAX_AAD_BYTES + TAG_BYTES + SMALL_RECORD_BYTES,
+  KEY_BYTES + NONCE_SLOT + MAX_AAD_BYTES + TAG_BYTES + SMALL_RECORD_BYTES,
 );
+if (KEY === 0) throw new Error("libsodium could not allocate its scratch");
 const NONCE = KEY + KEY_BYTES;
-const AAD = NONCE + 16;
+const AAD = NONCE + NONCE_SLOT;
 const TAG = AAD + MAX_AAD_BYTES;
 const MESSAGE = TAG + TAG_BYTES;
 
