@@ -231,7 +231,7 @@ export function sealInto(
     return;
   }
   const cipher = createCipheriv(AEAD, key, nonce, { authTagLength: TAG_BYTES });
-  cipher.setAAD(aad, { plaintextLength: end - offset });
+  cipher.setAAD(aad, { plaintextLength: plaintext.length });
   target.set(cipher.update(plaintext), offset);
   cipher.final();
   target.set(cipher.getAuthTag(), end);

@@ -96,9 +96,7 @@ export class Outbox {
     if (this.#count === 0 || buffer === null) return null;
     const end = this.#end;
     const lone = this.#count === 1;
-    this.#buffer = null;
-    this.#end = FIRST_ENTRY;
-    this.#count = 0;
+    this.clear();
     if (lone) {
       // The entry's length becomes the last 2 bytes of the frame header.
       const start = FIRST_ENTRY + BATCH_ENTRY_HEADER - FRAME_HEADER_BYTES;
